@@ -1,0 +1,318 @@
+"""Batched functional image ops with per-sample parameters (no per-sample Python loops).
+
+All ops take a float batch ``x`` of shape (B, C, H, W) with values in [0, 1], on any device, and per-sample
+parameter tensors of shape (B,) (or (B, 4) for boxes). They reproduce the semantics of
+``torchvision.transforms.v2.functional`` (the reference AugSelf pipeline, Lee et al., NeurIPS 2021, App. A,
+uses torchvision-style brightness/contrast and kornia saturation/hue, which follow the same formulas):
+
+* :func:`crop_resize` == ``resized_crop(..., BILINEAR, antialias=False)`` for boxes on the pixel grid;
+* :func:`adjust_brightness`/:func:`adjust_contrast`/:func:`adjust_saturation`/:func:`adjust_hue` and
+  :func:`color_jitter` (per-sample random order), :func:`grayscale`, :func:`gaussian_blur` (reflect
+  padding, odd kernel), :func:`solarize`, :func:`hflip`, :func:`rot90`, :func:`normalize`.
+
+Ops never loop over samples in Python: masked ops run once on the selected subset (index_select /
+index_copy), per-sample parameters broadcast. All arithmetic is float32.
+
+Single-channel inputs: saturation, hue and grayscale are the identity on 1 channel (as in torchvision /
+PIL); brightness, contrast, blur, solarize, flip and rotation act normally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
+"""ITU-R 601 luma weights as used by torchvision's ``rgb_to_grayscale``."""
+
+IDENTITY_FACTORS = (1.0, 1.0, 1.0, 0.0)
+"""Identity values of the colour factors [brightness, contrast, saturation, hue]."""
+
+
+def _b(v: Tensor) -> Tensor:
+    """(B,) -> (B, 1, 1, 1) for broadcasting against an image batch."""
+    return v.reshape(-1, 1, 1, 1)
+
+
+def to_float(images: Tensor) -> Tensor:
+    """uint8 (0..255) -> float32 (0..1); float inputs are cast to float32 (or kept if already float)."""
+    if images.dtype == torch.uint8:
+        return images.to(torch.float32).div_(255.0)
+    if images.dtype in (torch.float16, torch.bfloat16, torch.float64):
+        return images.to(torch.float32)
+    return images
+
+
+# ---- geometry -------------------------------------------------------------------------------------------
+def _snap(v: Tensor, eps: float = 1e-3) -> Tensor:
+    """Round values that are within ``eps`` of an integer (pixel boxes recorded as fractions i/H)."""
+    r = torch.round(v)
+    return torch.where((v - r).abs() < eps, r, v)
+
+
+def _source_coords(start: Tensor, length: Tensor, out_size: int) -> Tensor:
+    """Bilinear source coordinates (input pixels) for resizing ``[start, start+length)`` to ``out_size``.
+
+    PyTorch's ``upsample_bilinear2d`` (``align_corners=False``) on the cropped region:
+    ``src = (dst + 0.5) * length / out - 0.5`` clamped to ``[0, length - 1]`` in the crop's frame, so samples
+    never read pixels outside the crop. Returns (B, out_size).
+    """
+    dst = torch.arange(out_size, device=start.device, dtype=torch.float32) + 0.5
+    src = dst.unsqueeze(0) * (length / out_size).unsqueeze(1) - 0.5
+    hi = (length - 1).clamp_min(0).unsqueeze(1)
+    return start.unsqueeze(1) + torch.minimum(src.clamp_min(0), hi)
+
+
+def crop_resize(x: Tensor, boxes: Tensor, size: int | tuple[int, int], flip: Tensor | None = None) -> Tensor:
+    """Crop per-sample boxes and resize them bilinearly to ``size`` (torchvision ``resized_crop``).
+
+    ``x`` is float in [0, 1] or uint8 (scaled to [0, 1]). ``boxes`` is (B, 4) ``[top, left, height, width]``
+    as fractions of the input (H, W). For boxes on the integer pixel grid the result equals
+    ``resized_crop(x[b], i, j, h, w, size, antialias=False)`` up to float rounding (about 1e-5). ``flip`` (B,)
+    bool mirrors the selected outputs at no extra cost (the column coordinates are reversed). Implemented as
+    one ``grid_sample`` on the exact per-sample source coordinates (separable grid), O(B*C*S*S) work.
+    """
+    B, _, H, W = x.shape
+    oh, ow = (size, size) if isinstance(size, int) else size
+    boxes = boxes.to(device=x.device, dtype=torch.float32)
+    py = _source_coords(_snap(boxes[:, 0] * H), _snap(boxes[:, 2] * H), oh)
+    px = _source_coords(_snap(boxes[:, 1] * W), _snap(boxes[:, 3] * W), ow)
+    if flip is not None:
+        px = torch.where(flip.to(x.device).view(B, 1), px.flip(1), px)
+    # normalised coordinates for align_corners=False: g = (2 * pos + 1) / size - 1
+    gy = (2.0 * py + 1.0) / H - 1.0
+    gx = (2.0 * px + 1.0) / W - 1.0
+    grid = torch.stack((gx.unsqueeze(1).expand(B, oh, ow), gy.unsqueeze(2).expand(B, oh, ow)), dim=-1)
+    src = x.to(torch.float32)
+    out = torch.nn.functional.grid_sample(
+        src, grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
+    return out.mul_(1.0 / 255.0) if x.dtype == torch.uint8 else out
+
+
+def hflip(x: Tensor, mask: Tensor) -> Tensor:
+    """Mirror the samples where ``mask`` (B,) is true."""
+    return torch.where(_b(mask.to(x.device)), x.flip(-1), x)
+
+
+def rot90(x: Tensor, k: Tensor) -> Tensor:
+    """Rotate sample b by ``k[b]`` counter-clockwise quarter turns (``torch.rot90`` on dims (-2, -1)).
+
+    Vectorised per group of equal k (at most three groups); requires square images when any k is odd.
+    """
+    k = k.to(x.device).remainder(4)
+    out = None
+    for kk in (1, 2, 3):
+        idx = (k == kk).nonzero().squeeze(1)
+        if idx.numel() == 0:
+            continue
+        if kk % 2 == 1 and x.shape[-1] != x.shape[-2]:
+            raise ValueError(f"odd quarter turns need square images, got {tuple(x.shape[-2:])}")
+        out = x.clone() if out is None else out
+        out.index_copy_(0, idx, torch.rot90(x.index_select(0, idx), kk, dims=(-2, -1)))
+    return x if out is None else out
+
+
+# ---- colour -------------------------------------------------------------------------------------------
+def rgb_to_gray(x: Tensor) -> Tensor:
+    """(B, 3, H, W) -> (B, 1, H, W) luma with torchvision's weights; 1-channel input is returned as is."""
+    if x.shape[1] == 1:
+        return x
+    B, _, H, W = x.shape
+    w = torch.tensor(GRAY_WEIGHTS, device=x.device, dtype=x.dtype).view(1, 1, 3)
+    return torch.matmul(w, x.reshape(B, 3, H * W)).view(B, 1, H, W)  # one pass (BLAS), no temporaries
+
+
+def _blend(a: Tensor, b: Tensor, f: Tensor) -> Tensor:
+    """``clamp(f * a + (1 - f) * b, 0, 1)`` with per-sample f (torchvision ``_blend``)."""
+    f = _b(f.to(a.dtype))
+    return torch.addcmul(b * (1.0 - f), a, f).clamp_(0.0, 1.0)
+
+
+def adjust_brightness(x: Tensor, factor: Tensor) -> Tensor:
+    """Multiplicative brightness ``clamp(f * x, 0, 1)`` (the AugSelf override of kornia's additive one)."""
+    return (x * _b(factor)).clamp_(0.0, 1.0)
+
+
+def adjust_contrast(x: Tensor, factor: Tensor) -> Tensor:
+    """Blend toward the per-image mean of the grayscale image (torchvision semantics)."""
+    mean = rgb_to_gray(x).mean(dim=(-3, -2, -1), keepdim=True)
+    return _blend(x, mean, factor)
+
+
+def adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
+    """Blend toward the grayscale image; identity on 1-channel input."""
+    if x.shape[1] == 1:
+        return x
+    return _blend(x, rgb_to_gray(x), factor)
+
+
+def adjust_hue(x: Tensor, factor: Tensor) -> Tensor:
+    """Rotate the hue by ``factor`` (fraction of a full turn, in [-0.5, 0.5]); identity on 1 channel.
+
+    Same result as torchvision's RGB -> HSV -> RGB round trip, computed with a few elementwise ops: with
+    ``d = max - min`` and ``h6 = 6 * hue`` in [0, 6), the output is ``min + d * pure(h6)`` where ``pure`` is
+    the fully saturated colour of that hue:
+    R = clamp(|h6-3| - 1), G = clamp(2 - |h6-2|), B = clamp(2 - |h6-4|), each clamped to [0, 1].
+    """
+    if x.shape[1] == 1:
+        return x
+    r, g, b = x.unbind(1)
+    maxc = torch.maximum(torch.maximum(r, g), b)
+    minc = torch.minimum(torch.minimum(r, g), b)
+    delta = maxc - minc
+    # 6 * hue * delta, with torchvision's priority r > g > b for ties of the maximum
+    h6 = torch.where(
+        maxc == r,
+        g - b,
+        torch.where(maxc == g, (b - r).add_(delta, alpha=2.0), (r - g).add_(delta, alpha=4.0)),
+    )
+    h6.div_(delta.clamp_min(1e-12)).add_(factor.to(h6).view(-1, 1, 1) * 6.0).remainder_(6.0)
+    out = torch.empty_like(x)
+    torch.addcmul(minc, delta, (h6 - 3.0).abs_().sub_(1.0).clamp_(0.0, 1.0), out=out[:, 0])
+    torch.addcmul(minc, delta, (h6 - 2.0).abs_().neg_().add_(2.0).clamp_(0.0, 1.0), out=out[:, 1])
+    torch.addcmul(minc, delta, (h6 - 4.0).abs_().neg_().add_(2.0).clamp_(0.0, 1.0), out=out[:, 2])
+    return out
+
+
+COLOR_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
+"""Colour ops indexed as in :attr:`ViewParams.order` (0=brightness, 1=contrast, 2=saturation, 3=hue)."""
+
+
+def _apply_where(
+    x: Tensor, mask: Tensor, fn: Callable[..., Tensor], *args: Tensor, inplace: bool = False
+) -> Tensor:
+    """Apply ``fn`` only to the samples selected by ``mask`` (batched index_select / index_copy).
+
+    With ``inplace`` the result is written into ``x`` (the caller owns it); otherwise ``x`` is untouched.
+    """
+    idx = mask.nonzero().squeeze(1)
+    if idx.numel() == 0:
+        return x
+    if idx.numel() == x.shape[0]:
+        return fn(x, *args)
+    sub = fn(x.index_select(0, idx), *(a.index_select(0, idx) for a in args))
+    return x.index_copy_(0, idx, sub) if inplace else x.index_copy(0, idx, sub)
+
+
+def _contrast_or_saturation(x: Tensor, factor: Tensor, is_saturation: Tensor) -> Tensor:
+    """Per sample: saturation (blend toward gray) where ``is_saturation`` else contrast (toward its mean)."""
+    gray = rgb_to_gray(x)
+    target = torch.where(_b(is_saturation), gray, gray.mean(dim=(-3, -2, -1), keepdim=True))
+    return _blend(x, target, factor)
+
+
+def color_jitter(x: Tensor, factors: Tensor, order: Tensor, apply: Tensor, inplace: bool = False) -> Tensor:
+    """Colour jitter with per-sample factors (B, 4) and per-sample op order (B, 4).
+
+    At each of the four positions every sample runs the op that ``order[:, pos]`` selects (torchvision's
+    ``ColorJitter`` with a per-sample permutation), as three batched calls on the selected subsets:
+    brightness, contrast-or-saturation (both blends, sharing one grayscale pass) and hue. Ops whose factor
+    equals the identity are skipped, as torchvision skips ops with a zero range. Samples with ``apply``
+    false are untouched. ``inplace`` allows overwriting ``x``.
+    """
+    factors = factors.to(device=x.device, dtype=torch.float32)
+    order = order.to(x.device)
+    ident = torch.tensor(IDENTITY_FACTORS, device=x.device)
+    active = apply.to(x.device).unsqueeze(1) & (factors != ident)  # (B, 4) per op
+    if x.shape[1] == 1:  # saturation and hue are the identity on one channel
+        active[:, 2:] = False
+    if not bool(active.any()):
+        return x
+    if not inplace:
+        x = x.clone()
+    for pos in range(4):
+        op = order[:, pos : pos + 1]
+        sel = active.gather(1, op).squeeze(1)
+        f = factors.gather(1, op).squeeze(1)
+        op = op.squeeze(1)
+        x = _apply_where(x, sel & (op == 0), adjust_brightness, f, inplace=True)
+        x = _apply_where(x, sel & ((op == 1) | (op == 2)), _contrast_or_saturation, f, op == 2, inplace=True)
+        x = _apply_where(x, sel & (op == 3), adjust_hue, f, inplace=True)
+    return x
+
+
+def _gray3(x: Tensor) -> Tensor:
+    return rgb_to_gray(x).expand_as(x).contiguous()
+
+
+def grayscale(x: Tensor, mask: Tensor, inplace: bool = False) -> Tensor:
+    """Replace the samples where ``mask`` is true by their luma (keeping C channels); identity for C=1."""
+    if x.shape[1] == 1:
+        return x
+    return _apply_where(x, mask.to(x.device), _gray3, inplace=inplace)
+
+
+def gaussian_kernel1d(sigma: Tensor, kernel_size: int) -> Tensor:
+    """(B,) sigmas -> (B, k) normalised Gaussian taps ``exp(-d^2 / (2 sigma^2))`` (torchvision's kernel)."""
+    r = (kernel_size - 1) / 2
+    d = torch.arange(kernel_size, device=sigma.device, dtype=torch.float32) - r
+    logits = -(d.unsqueeze(0) / sigma.to(torch.float32).clamp_min(1e-6).unsqueeze(1)).pow(2) / 2
+    return torch.softmax(logits, dim=1)
+
+
+def _blur_all(x: Tensor, sigma: Tensor, kernel_size: int) -> Tensor:
+    """Separable blur of every sample: reflect pad, then two depthwise convolutions (one group per image
+    channel, so each sample gets its own kernel)."""
+    B, C, H, W = x.shape
+    k = gaussian_kernel1d(sigma, kernel_size).to(x.dtype).repeat_interleave(C, dim=0)  # (B*C, k)
+    r = kernel_size // 2
+    xp = torch.nn.functional.pad(x, (r, r, r, r), mode="reflect").reshape(1, B * C, H + 2 * r, W + 2 * r)
+    y = torch.nn.functional.conv2d(xp, k.view(B * C, 1, kernel_size, 1), groups=B * C)
+    y = torch.nn.functional.conv2d(y, k.view(B * C, 1, 1, kernel_size), groups=B * C)
+    return y.view(B, C, H, W)
+
+
+def gaussian_blur(
+    x: Tensor, sigma: Tensor, kernel_size: int, mask: Tensor | None = None, inplace: bool = False
+) -> Tensor:
+    """Separable Gaussian blur with per-sample ``sigma`` (B,), odd ``kernel_size``, reflect padding.
+
+    Only samples with ``mask`` (default ``sigma > 0``) are blurred. The kernel is shrunk to the largest odd
+    size that reflect padding allows when the image is smaller than the kernel (documented deviation).
+    """
+    if kernel_size % 2 == 0 or kernel_size < 1:
+        raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
+    H, W = x.shape[-2:]
+    max_k = 2 * (min(H, W) - 1) + 1
+    kernel_size = min(kernel_size, max_k)
+    sigma = sigma.to(x.device)
+    if mask is None:
+        mask = sigma > 0
+    if kernel_size < 3:
+        return x
+    return _apply_where(
+        x, mask.to(x.device), lambda xs, s: _blur_all(xs, s, kernel_size), sigma, inplace=inplace
+    )
+
+
+def solarize(x: Tensor, threshold: Tensor, mask: Tensor) -> Tensor:
+    """``x >= t -> 1 - x`` with per-sample threshold, only where ``mask`` is true."""
+    mask = mask.to(x.device)
+    if not bool(mask.any()):
+        return x
+    t = _b(threshold.to(device=x.device, dtype=x.dtype))
+    hit = (x >= t) & _b(mask)
+    return torch.where(hit, 1.0 - x, x)
+
+
+def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float], inplace: bool = False) -> Tensor:
+    """``(x - mean) / std`` per channel.
+
+    ``mean``/``std`` of length C are used as is, length 1 is broadcast; a 3-entry setting applied to a
+    1-channel batch uses the average of the three entries (documented convention).
+    """
+    C = x.shape[1]
+    if len(mean) != len(std):
+        raise ValueError("mean and std must have the same length")
+    if len(mean) == C or len(mean) == 1:
+        m, s = list(mean), list(std)
+    elif C == 1:
+        m, s = [sum(mean) / len(mean)], [sum(std) / len(std)]
+    else:
+        raise ValueError(f"normalisation has {len(mean)} channels but the images have {C}")
+    mt = torch.tensor(m, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    st = torch.tensor(s, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    return x.sub_(mt).div_(st) if inplace else (x - mt) / st

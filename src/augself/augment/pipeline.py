@@ -1,0 +1,188 @@
+"""The parameter-recording, batched N-view augmentation pipeline.
+
+``Augmenter(cfg)(images, source_crop)`` returns one :class:`View` per configured view: the normalised
+image batch and the :class:`ViewParams` that produced it. Op order (SimCLR / AugSelf, Lee et al., NeurIPS
+2021, App. A): crop+resize -> flip -> colour jitter (random order per sample) -> grayscale -> blur ->
+solarize -> rotation -> normalise. Everything runs batched on the device of the input.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from augself.augment import ops
+from augself.augment.config import AugmentConfig, ViewConfig
+from augself.augment.params import ViewParams
+from augself.augment.sample import sample_params
+
+
+class View(NamedTuple):
+    image: Tensor
+    """(B, C, S, S) float32, normalised (or in [0, 1] when the view's ``normalize`` is False)."""
+    params: ViewParams
+    """Per-sample parameters; ``params.crop`` is relative to the *original* image."""
+
+
+def compose_crop(crop: Tensor, source_crop: Tensor | None) -> Tensor:
+    """Express a crop of the input batch relative to the original image (input shows ``source_crop``)."""
+    if source_crop is None:
+        return crop
+    s = source_crop.to(device=crop.device, dtype=crop.dtype)
+    return torch.stack(
+        (
+            s[:, 0] + crop[:, 0] * s[:, 2],
+            s[:, 1] + crop[:, 1] * s[:, 3],
+            crop[:, 2] * s[:, 2],
+            crop[:, 3] * s[:, 3],
+        ),
+        dim=1,
+    )
+
+
+def decompose_crop(crop: Tensor, source_crop: Tensor | None) -> Tensor:
+    """Inverse of :func:`compose_crop`: crop of the original image -> crop of the input batch."""
+    if source_crop is None:
+        return crop
+    s = source_crop.to(device=crop.device, dtype=crop.dtype)
+    return torch.stack(
+        (
+            (crop[:, 0] - s[:, 0]) / s[:, 2],
+            (crop[:, 1] - s[:, 1]) / s[:, 3],
+            crop[:, 2] / s[:, 2],
+            crop[:, 3] / s[:, 3],
+        ),
+        dim=1,
+    )
+
+
+def check_images(images: object) -> Tensor:
+    """Validate an image batch: Tensor (B, C, H, W), uint8 or floating, C in {1, 3}."""
+    if not isinstance(images, Tensor):
+        raise ValueError(f"images must be a torch.Tensor of shape (B, C, H, W), got {type(images).__name__}")
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (B, C, H, W), got {tuple(images.shape)}")
+    if images.dtype != torch.uint8 and not images.is_floating_point():
+        raise ValueError(f"images must be uint8 (0..255) or float (0..1), got dtype {images.dtype}")
+    if images.shape[1] not in (1, 3):
+        raise ValueError(f"images must have 1 or 3 channels (B, C, H, W), got C={images.shape[1]}")
+    if images.shape[0] == 0 or images.shape[2] == 0 or images.shape[3] == 0:
+        raise ValueError(f"images must be non-empty, got shape {tuple(images.shape)}")
+    return images
+
+
+def check_source_crop(source_crop: object, batch: int) -> Tensor | None:
+    """Validate ``source_crop``: float (B, 4) [top, left, h, w] fractions with positive h, w."""
+    if source_crop is None:
+        return None
+    if not isinstance(source_crop, Tensor):
+        raise ValueError(
+            f"source_crop must be a Tensor of shape ({batch}, 4), got {type(source_crop).__name__}"
+        )
+    if tuple(source_crop.shape) != (batch, 4):
+        raise ValueError(
+            f"source_crop must have shape ({batch}, 4) to match the images, got {tuple(source_crop.shape)}"
+        )
+    if not source_crop.is_floating_point():
+        raise ValueError(f"source_crop must be a float tensor of fractions, got dtype {source_crop.dtype}")
+    if bool((source_crop[:, 2:] <= 0).any()):
+        raise ValueError("source_crop heights and widths must be positive")
+    return source_crop
+
+
+class Augmenter(nn.Module):
+    """N-view augmentation with a per-sample parameter record (see module docstring)."""
+
+    def __init__(self, cfg: AugmentConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg if cfg is not None else AugmentConfig()
+        if not self.cfg.views:
+            raise ValueError("AugmentConfig.views must contain at least one ViewConfig")
+        for v in self.cfg.views:
+            v.validate()
+
+    @classmethod
+    def from_views(cls, *views: ViewConfig) -> Augmenter:
+        """``Augmenter.from_views(ViewConfig(...), ViewConfig(...))``."""
+        return cls(AugmentConfig(views=list(views)))
+
+    @property
+    def views(self) -> list[ViewConfig]:
+        return self.cfg.views
+
+    @property
+    def num_views(self) -> int:
+        return len(self.cfg.views)
+
+    def _view(self, view_index: int) -> ViewConfig:
+        if not 0 <= view_index < len(self.cfg.views):
+            raise ValueError(f"view_index must be in [0, {len(self.cfg.views)}), got {view_index}")
+        return self.cfg.views[view_index]
+
+    def sample(
+        self,
+        view_index: int,
+        batch: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        input_size: tuple[int, int] | None = None,
+    ) -> ViewParams:
+        """Sample parameters of view ``view_index``; ``crop`` is relative to the input batch."""
+        return sample_params(
+            self._view(view_index),
+            batch,
+            generator=generator,
+            device=device if device is not None else "cpu",
+            input_size=input_size,
+        )
+
+    def apply(
+        self, images: Tensor, params: ViewParams, view_index: int, source_crop: Tensor | None = None
+    ) -> Tensor:
+        """Apply recorded ``params`` to ``images``; returns the (normalised) float view (B, C, S, S).
+
+        ``params.crop`` is read relative to the original image when ``source_crop`` is given (the recorded
+        form), else relative to ``images``.
+        """
+        images = check_images(images)
+        source_crop = check_source_crop(source_crop, images.shape[0])
+        if len(params) != images.shape[0]:
+            raise ValueError(f"params are for {len(params)} samples but images has {images.shape[0]}")
+        crop = decompose_crop(params.crop.to(images.device), source_crop)
+        return self._apply_view(images, params.to(images.device), crop, self._view(view_index))
+
+    @staticmethod
+    def _apply_view(images: Tensor, p: ViewParams, crop: Tensor, cfg: ViewConfig) -> Tensor:
+        # crop + resize + flip in one pass (flip folded into the column indices); x is owned from here on
+        x = ops.crop_resize(images, crop, cfg.size, flip=p.flip)
+        x = ops.color_jitter(x, p.color, p.order, p.jitter, inplace=True)
+        x = ops.grayscale(x, p.gray, inplace=True)
+        x = ops.gaussian_blur(x, p.sigma, cfg.blur_kernel, mask=p.blur, inplace=True)
+        x = ops.solarize(x, p.threshold, p.solarize)
+        x = ops.rot90(x, p.rot)
+        if cfg.normalize:
+            x = ops.normalize(x, cfg.mean, cfg.std, inplace=True)
+        return x
+
+    def forward(
+        self,
+        images: Tensor,
+        source_crop: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[View]:
+        """Sample and apply every configured view; ``params.crop`` is composed with ``source_crop``."""
+        images = check_images(images)
+        B, _, H, W = images.shape
+        source_crop = check_source_crop(source_crop, B)
+        out: list[View] = []
+        for i, cfg in enumerate(self.cfg.views):
+            p = self.sample(i, B, generator=generator, device=images.device, input_size=(H, W))
+            x = self._apply_view(images, p, p.crop, cfg)
+            p.crop = compose_crop(p.crop, source_crop)
+            out.append(View(x, p))
+        return out
+
+    def extra_repr(self) -> str:
+        return f"views={len(self.cfg.views)}, sizes={[v.size for v in self.cfg.views]}"

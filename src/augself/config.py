@@ -1,0 +1,239 @@
+"""Structured pretraining configuration: YAML files plus ``key.sub=value`` command-line overrides (OmegaConf).
+
+Defaults follow the AugSelf reference (Lee et al., NeurIPS 2021; ``../shared/augself-reference.md`` Sec. 4-5):
+SGD momentum 0.9, base lr 0.03 scaled by batch/256, weight decay 5e-4, cosine schedule, batch 256.
+AugSelf is switched on by one entry, e.g. ``augself: {crop: 1.0, color: 1.0}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from augself.augment.config import AugmentConfig, ViewConfig
+
+
+class ConfigError(ValueError):
+    """A user error in a configuration file or override."""
+
+
+@dataclass
+class DataConfig:
+    name: str = "synthetic"
+    """A built-in dataset name (see ``augself.data.registry.DATASETS``) or an ImageFolder path."""
+    root: str | None = None
+    split: str = "train"
+    size: int = 32
+    """Source size: DataLoader workers decode and bring every image to ``size`` x ``size``."""
+    n: int = 20000
+    """Number of images for generated datasets."""
+    num_workers: int = 2
+    skip_corrupt: bool = False
+    cache_mb: int = 1024
+    """Image folders: decode the training set once into an in-memory uint8 cache when it needs at most this
+    many MiB (CIFAR-size sets), so workers only index it; 0 = decode every image every epoch."""
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "small_cnn"
+    cifar_stem: bool = False
+    zero_init_residual: bool = True
+    channels_last: bool = True
+    compile: bool = False
+
+
+@dataclass
+class AugmentSection(ViewConfig):
+    """Shared view settings plus per-view overrides (``views[i]`` is merged into view i)."""
+
+    views: list[dict[str, Any]] = field(default_factory=lambda: [{}, {}])
+
+    def build(self) -> AugmentConfig:
+        base = {f.name: getattr(self, f.name) for f in fields(ViewConfig)}
+        if len(self.views) < 1:
+            raise ConfigError("augment.views must list at least one view")
+        out = []
+        for i, over in enumerate(self.views):
+            unknown = set(over) - set(base)
+            if unknown:
+                raise ConfigError(f"augment.views[{i}] has unknown keys {sorted(unknown)}")
+            out.append(ViewConfig(**{**base, **dict(over)}))
+        return AugmentConfig(views=out)
+
+
+@dataclass
+class ESSLConfig:
+    """E-SSL four-fold rotation prediction (Dangovski et al., ICLR 2022): lambda 0.4, a half-size view."""
+
+    weight: float = 0.0
+    size: int | None = None
+    """Side of the rotation view; default half the view size (16 px for 32-px CIFAR, as in E-SSL)."""
+    hidden_dim: int = 2048
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"
+    base_lr: float = 0.03
+    """Learning rate at batch 256; the actual lr is base_lr * effective_batch / 256 (Goyal et al., 2017)."""
+    scale_lr: bool = True
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 0.0
+    min_lr_ratio: float = 0.0
+    exclude_norm_bias: bool = True
+    """No weight decay on normalisation parameters and biases."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    lars_eta: float = 0.02
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 200
+    max_steps: int = -1
+    batch_size: int = 256
+    """Per-device batch size."""
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    accumulate_grad_batches: int = 1
+    sync_batchnorm: bool = True
+    checkpoint_every_n_epochs: int = 10
+    log_every_n_steps: int = 10
+    loggers: list[str] = field(default_factory=lambda: ["csv"])
+    progress_bar: bool = True
+    deterministic: bool = False
+
+
+@dataclass
+class MonitorConfig:
+    every_n_epochs: int = 0
+    """Weighted kNN accuracy on a labelled split every N epochs (0 = off)."""
+    train_split: str = "train"
+    test_split: str = "test"
+    max_samples: int = 5000
+    k: int = 200
+    temperature: float = 0.1
+    online_probe: bool = True
+    """Train a linear classifier on detached features during pretraining (monitoring only)."""
+
+
+@dataclass
+class PretrainConfig:
+    out: str = "runs/pretrain"
+    seed: int = 0
+    method: str = "simclr"
+    method_args: dict[str, Any] = field(default_factory=dict)
+    augself: dict[str, float] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentSection = field(default_factory=AugmentSection)
+    essl: ESSLConfig = field(default_factory=ESSLConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PretrainConfig:
+    """Merge the defaults, an optional YAML file and ``key=value`` overrides into a validated config."""
+    try:
+        cfg = OmegaConf.structured(PretrainConfig)
+        if path is not None:
+            cfg = OmegaConf.merge(cfg, _load_yaml(Path(path)))
+        if overrides:
+            bad = [o for o in overrides if "=" not in o]
+            if bad:
+                raise ConfigError(f"overrides must look like key=value, got {bad}")
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        obj = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as e:
+        raise ConfigError(str(e).splitlines()[0] + _key_hint(e)) from None
+    except (TypeError, ValueError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(str(e)) from None
+    assert isinstance(obj, PretrainConfig)
+    validate(obj)
+    return obj
+
+
+def _load_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
+    """Load a YAML config; a top-level ``base: other.yaml`` (relative to the file) is merged underneath."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    if path.resolve() in _seen:
+        raise ConfigError(f"config 'base' cycle through {path}")
+    node = OmegaConf.load(path)
+    if not isinstance(node, DictConfig):
+        raise ConfigError(f"{path} must hold a mapping of config keys")
+    base = node.pop("base", None)
+    if base is None:
+        return node
+    parent = _load_yaml(path.parent / str(base), (*_seen, path.resolve()))
+    return OmegaConf.merge(parent, node)  # type: ignore[return-value]
+
+
+def _key_hint(e: OmegaConfBaseException) -> str:
+    key = getattr(e, "full_key", None)
+    return f" (key: {key})" if key else ""
+
+
+def validate(cfg: PretrainConfig) -> None:
+    """Cross-field checks that OmegaConf's type checks cannot express; raises :class:`ConfigError`."""
+    try:
+        _validate(cfg)
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _validate(cfg: PretrainConfig) -> None:
+    from augself.augment.targets import TARGETS
+    from augself.methods import METHODS
+    from augself.models.backbones import BACKBONES
+    from augself.names import check_name
+
+    check_name(cfg.method, METHODS, "method")
+    if not cfg.model.backbone.startswith("timm:"):
+        check_name(cfg.model.backbone, BACKBONES, "backbone")
+    for name, lam in cfg.augself.items():
+        check_name(name, TARGETS, "AugSelf augmentation")
+        if not lam >= 0:
+            raise ConfigError(f"augself.{name} must be >= 0, got {lam}")
+    if cfg.essl.weight < 0:
+        raise ConfigError(f"essl.weight must be >= 0, got {cfg.essl.weight}")
+    if cfg.trainer.batch_size < 2:
+        raise ConfigError(f"trainer.batch_size must be >= 2, got {cfg.trainer.batch_size}")
+    if cfg.trainer.epochs < 1 and cfg.trainer.max_steps <= 0:
+        raise ConfigError("trainer.epochs must be >= 1 (or set trainer.max_steps)")
+    if cfg.optim.base_lr <= 0:
+        raise ConfigError(f"optim.base_lr must be > 0, got {cfg.optim.base_lr}")
+    check_name(cfg.optim.name, ("sgd", "lars", "adamw"), "optimizer")
+    if cfg.augself and len(cfg.augment.views) < 2:
+        raise ConfigError("AugSelf needs at least two views (augment.views)")
+    queue = cfg.method_args.get("queue_size")
+    if cfg.method == "moco" and queue is not None and int(queue) % cfg.trainer.batch_size:
+        raise ConfigError(
+            f"method_args.queue_size={queue} must be divisible by trainer.batch_size={cfg.trainer.batch_size}"
+        )
+    cfg.augment.build()
+
+
+def to_yaml(cfg: PretrainConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def to_dict(cfg: PretrainConfig) -> dict[str, Any]:
+    return asdict(cfg)
+
+
+def as_dictconfig(cfg: PretrainConfig) -> DictConfig:
+    return OmegaConf.structured(cfg)

@@ -1,0 +1,232 @@
+"""ImageFolder reader returning dict samples at a fixed square source size, with seeded subsets."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from augself.data.errors import CorruptImageError, DatasetError
+from augself.data.imageio import is_image_file, load_rgb, to_source
+
+__all__ = [
+    "IMG_EXTENSIONS",
+    "FileListDataset",
+    "ImageFolderDataset",
+    "LabelledSubset",
+    "find_images",
+    "seeded_indices",
+    "subset_by_seed",
+]
+
+IMG_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+FOLDER_LAYOUT = """  <root>/<split>/<class>/<image>.{jpg,jpeg,png,bmp,webp,tif,tiff,gif}   (split given)
+  <root>/<class>/<image>.*                                             (split=None)
+  <root>/<image>.*                                                     (flat folder: unlabeled, label -1)"""
+
+
+def find_images(folder: str | os.PathLike[str], extensions: tuple[str, ...] = IMG_EXTENSIONS) -> list[str]:
+    """All image files below ``folder`` (recursive, follows links, hidden entries skipped), sorted."""
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        out.extend(os.path.join(dirpath, f) for f in sorted(filenames) if is_image_file(f, extensions))
+    return sorted(out)
+
+
+class FileListDataset(Dataset):
+    """Dataset over ``samples = [(path, label), ...]`` returning ``{"image", "label", "source_crop"}``.
+
+    ``image`` is uint8 (3, size, size): short side resized to ``size`` (bilinear, antialiased), centre
+    crop; ``source_crop`` is the kept region [top, left, h, w] as fractions of the original image.
+    A corrupt file raises :class:`CorruptImageError` naming it (see :meth:`scan_corrupt`).
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[tuple[str, int]],
+        size: int,
+        classes: Sequence[str] = (),
+        skip_corrupt: bool = False,
+        num_scan_threads: int = 2,
+    ) -> None:
+        if size <= 0:
+            raise ValueError(f"size must be positive, got {size}")
+        self.samples: list[tuple[str, int]] = [(str(p), int(y)) for p, y in samples]
+        self.size = int(size)
+        self.classes: list[str] = list(classes)
+        self.class_to_idx: dict[str, int] = {c: i for i, c in enumerate(self.classes)}
+        self.corrupt: list[str] = []
+        if skip_corrupt:
+            self.scan_corrupt(num_threads=num_scan_threads)
+
+    @property
+    def targets(self) -> list[int]:
+        return [y for _, y in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        path, label = self.samples[index]
+        image, crop = to_source(load_rgb(path, draft_size=self.size), self.size)
+        return {"image": image, "label": label, "source_crop": crop}
+
+    def scan_corrupt(self, num_threads: int = 2) -> int:
+        """Decode every file upfront and drop those that fail; returns (and warns with) the count.
+
+        A full decode is used because PIL's ``verify()`` does not notice truncated JPEGs.
+        The dropped paths are kept in ``self.corrupt``.
+        """
+
+        def bad(path: str) -> bool:
+            try:
+                load_rgb(path, draft_size=8)
+            except (CorruptImageError, OSError):
+                return True
+            return False
+
+        paths = [p for p, _ in self.samples]
+        if num_threads > 1 and len(paths) > 64:
+            with ThreadPoolExecutor(num_threads) as ex:
+                flags = list(ex.map(bad, paths, chunksize=64))
+        else:
+            flags = [bad(p) for p in paths]
+        dropped = [p for p, f in zip(paths, flags, strict=True) if f]
+        self.samples = [s for s, f in zip(self.samples, flags, strict=True) if not f]
+        self.corrupt.extend(dropped)
+        if dropped:
+            warnings.warn(
+                f"skipped {len(dropped)} corrupt image(s) of {len(paths)}, e.g. {dropped[0]!r}", stacklevel=2
+            )
+        return len(dropped)
+
+
+class ImageFolderDataset(FileListDataset):
+    """``<root>/<split>/<class>/*.{img}`` (or ``<root>/<class>/...`` with ``split=None``) as dict samples.
+
+    Classes are the sorted sub-folder names (hidden ones skipped); images are found recursively.
+    A folder with images but no class sub-folders is read as unlabeled (label -1, ``classes == []``);
+    ``labelled=False`` also gives label -1 while keeping ``classes``. Loose images next to class folders
+    are ignored. ``classes=[...]`` forces a class list (so a test split maps names like its train split).
+    ``skip_corrupt=True`` runs :meth:`scan_corrupt` at construction (count in ``len(self.corrupt)``).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str | None,
+        size: int,
+        labelled: bool = True,
+        skip_corrupt: bool = False,
+        extensions: tuple[str, ...] = IMG_EXTENSIONS,
+        classes: Sequence[str] | None = None,
+    ) -> None:
+        extensions = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in extensions)
+        root_p = Path(root).expanduser()
+        if not root_p.is_dir():
+            raise DatasetError(
+                f"dataset root {str(root_p)!r} does not exist or is not a folder", FOLDER_LAYOUT
+            )
+        folder = root_p
+        if split is not None:
+            folder = root_p / split
+            if not folder.is_dir():
+                found = sorted(d.name for d in root_p.iterdir() if d.is_dir() and not d.name.startswith("."))
+                raise DatasetError(
+                    f"split folder {str(folder)!r} not found; splits found in {str(root_p)!r}: "
+                    f"{', '.join(found) if found else '(none)'}",
+                    FOLDER_LAYOUT,
+                )
+        self.root = str(folder)
+        subdirs = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+        samples: list[tuple[str, int]] = []
+        if classes is not None or subdirs:
+            class_names = list(classes) if classes is not None else subdirs
+            for i, c in enumerate(class_names):
+                cdir = folder / c
+                files = find_images(cdir, extensions) if cdir.is_dir() else []
+                if not files and classes is None:
+                    raise DatasetError(
+                        f"class folder {str(cdir)!r} contains no images "
+                        f"(extensions: {', '.join(extensions)})",
+                        FOLDER_LAYOUT,
+                    )
+                samples.extend((f, i if labelled else -1) for f in files)
+            if not samples:
+                raise DatasetError(f"no images found in {str(folder)!r}", FOLDER_LAYOUT)
+        else:
+            class_names = []
+            files = find_images(folder, extensions)
+            if not files:
+                raise DatasetError(
+                    f"folder {str(folder)!r} is empty: no class folders and no images "
+                    f"(extensions: {', '.join(extensions)})",
+                    FOLDER_LAYOUT,
+                )
+            samples = [(f, -1) for f in files]
+        super().__init__(samples, size, class_names, skip_corrupt=skip_corrupt)
+
+
+class LabelledSubset(torch.utils.data.Subset):
+    """A ``Subset`` that keeps ``targets`` / ``classes`` / ``samples`` of its parent when it has them."""
+
+    @property
+    def targets(self) -> list[int]:
+        t = getattr(self.dataset, "targets", None)
+        if t is None:
+            return [int(self.dataset[i]["label"]) for i in self.indices]
+        return [int(t[i]) for i in self.indices]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(getattr(self.dataset, "classes", []))
+
+    @property
+    def samples(self) -> list[Any]:
+        s = getattr(self.dataset, "samples", None)
+        if s is None:
+            raise AttributeError("parent dataset has no samples")
+        return [s[i] for i in self.indices]
+
+
+def _lengths(n: int, fractions: Sequence[float | int]) -> list[int]:
+    if all(isinstance(f, int) and not isinstance(f, bool) for f in fractions) and sum(fractions) == n:
+        return [int(f) for f in fractions]
+    fr = [float(f) for f in fractions]
+    if any(f < 0 for f in fr) or abs(sum(fr) - 1.0) > 1e-6:
+        raise ValueError(
+            f"fractions must be counts summing to {n} or fractions summing to 1, got {fractions}"
+        )
+    lengths = [int(n * f) for f in fr]  # floor, remainder round-robin (as torch.utils.data.random_split)
+    for i in range(n - sum(lengths)):
+        lengths[i % len(lengths)] += 1
+    return lengths
+
+
+def seeded_indices(n: int, fractions: Sequence[float | int], seed: int) -> list[list[int]]:
+    """Index lists of a seeded random split; identical to ``torch.utils.data.random_split`` with
+    ``generator=torch.Generator().manual_seed(seed)`` (the reference code's way to carve val sets)."""
+    lengths = _lengths(n, fractions)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed))).tolist()
+    out, start = [], 0
+    for k in lengths:
+        out.append(perm[start : start + k])
+        start += k
+    return out
+
+
+def subset_by_seed(dataset: Dataset, fractions: Sequence[float | int], seed: int) -> list[LabelledSubset]:
+    """Split ``dataset`` deterministically by ``seed`` into disjoint subsets.
+
+    ``fractions`` are either counts summing to ``len(dataset)`` (e.g. ``[45000, 5000]``) or fractions
+    summing to 1 (e.g. ``[0.7, 0.1, 0.2]``).
+    """
+    return [LabelledSubset(dataset, idx) for idx in seeded_indices(len(dataset), fractions, seed)]

@@ -1,0 +1,67 @@
+"""BYOL (Grill et al., NeurIPS 2020) with the AugSelf reference configuration (Lee et al., NeurIPS 2021).
+
+Defaults: projector d -> 4096 (BN, ReLU) -> 256, predictor 256 -> 4096 (BN, ReLU) -> 256, EMA target
+(backbone + projector) with base tau 0.996 and the cosine schedule 1 - (1 - tau)(cos(pi k / K) + 1) / 2
+(``momentum_schedule = "cosine"``, applied by the trainer per step); symmetric loss 2 - 2 cos.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from augself.methods.momentum import make_target
+from augself.methods.output import MethodOutput
+from augself.methods.utils import normalized_std
+from augself.models.backbones import Backbone
+from augself.models.mlp import mlp
+
+
+def byol_loss(p: Tensor, z: Tensor) -> Tensor:
+    """``mean_i (2 - 2 cos(p_i, z_i))``: squared distance of the normalised vectors; ``z`` is detached."""
+    p = F.normalize(p.float(), dim=1)
+    z = F.normalize(z.detach().float(), dim=1)
+    return (2 - 2 * (p * z).sum(dim=1)).mean()
+
+
+class BYOL(nn.Module):
+    """BYOL: online backbone + projector + predictor regress the EMA target's projection of the other view."""
+
+    momentum_pairs: tuple[tuple[str, str], ...] = (
+        ("backbone", "momentum_backbone"),
+        ("projector", "momentum_projector"),
+    )
+    momentum_schedule: str = "cosine"
+    fixed_lr_modules: tuple[str, ...] = ()
+    views_needed: int = 2
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        *,
+        proj_hidden_dim: int = 4096,
+        proj_dim: int = 256,
+        pred_hidden_dim: int = 4096,
+        momentum: float = 0.996,
+        num_classes: int | None = None,
+    ) -> None:
+        """Args (BYOL paper defaults, Sec. 3.3): hidden 4096, output 256, base tau 0.996. ``num_classes``
+        is unused."""
+        super().__init__()
+        self.backbone = backbone
+        self.projector = mlp(backbone.dim, proj_hidden_dim, proj_dim, num_layers=2)
+        self.predictor = mlp(proj_dim, pred_hidden_dim, proj_dim, num_layers=2)
+        self.momentum_backbone = make_target(backbone)
+        self.momentum_projector = make_target(self.projector)
+        self.momentum = float(momentum)
+
+    def forward(self, views: list[Tensor], labels: Tensor | None = None) -> MethodOutput:
+        y1, y2 = self.backbone(views[0]), self.backbone(views[1])
+        z1, z2 = self.projector(y1), self.projector(y2)
+        p1, p2 = self.predictor(z1), self.predictor(z2)
+        with torch.no_grad():
+            t1 = self.momentum_projector(self.momentum_backbone(views[0]))
+            t2 = self.momentum_projector(self.momentum_backbone(views[1]))
+        loss = byol_loss(p1, t2) + byol_loss(p2, t1)
+        return MethodOutput(loss, [y1, y2], {"byol/z_std": normalized_std(z1)})

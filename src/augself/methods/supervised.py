@@ -1,0 +1,52 @@
+"""Supervised baseline: cross-entropy of a linear classifier on the backbone features of every view.
+
+Not in the AugSelf release; provided as an upper-bound reference (Lee et al., 2021, compare Table 1's
+supervised rows). Needs labels for every sample.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from augself.methods.output import MethodOutput
+from augself.models.backbones import Backbone
+
+
+def supervised_loss(logits: list[Tensor], labels: Tensor) -> Tensor:
+    """Mean over views of ``cross_entropy(logits_v, labels)``."""
+    return torch.stack([F.cross_entropy(x.float(), labels) for x in logits]).mean()
+
+
+class Supervised(nn.Module):
+    """Backbone + linear classifier trained with labels on all views."""
+
+    momentum_pairs: tuple[tuple[str, str], ...] = ()
+    momentum: float = 0.0
+    momentum_schedule: str = "const"
+    fixed_lr_modules: tuple[str, ...] = ()
+    views_needed: int = 2
+
+    def __init__(self, backbone: Backbone, *, num_classes: int | None = None) -> None:
+        super().__init__()
+        if num_classes is None or num_classes < 2:
+            raise ValueError(
+                "the supervised method needs a labelled dataset (num_classes >= 2), "
+                f"got num_classes={num_classes}"
+            )
+        self.backbone = backbone
+        self.classifier = nn.Linear(backbone.dim, num_classes)
+        self.num_classes = int(num_classes)
+
+    def forward(self, views: list[Tensor], labels: Tensor | None = None) -> MethodOutput:
+        if labels is None or bool((labels < 0).any()):
+            raise ValueError(
+                "the supervised method needs a label for every sample (got none, or -1 = unlabelled); use a "
+                "labelled split or an SSL method"
+            )
+        ys = [self.backbone(v) for v in views]
+        logits = [self.classifier(y) for y in ys]
+        loss = supervised_loss(logits, labels)
+        acc = (logits[0].argmax(1) == labels).float().mean()
+        return MethodOutput(loss, ys[:2], {"supervised/acc": acc.detach()})

@@ -1,0 +1,125 @@
+"""SwAV (Caron et al., NeurIPS 2020) with the AugSelf reference configuration (Lee et al., NeurIPS 2021).
+
+Defaults: projector d -> 2048 (BN, ReLU) -> 128, L2-normalised; 100 prototypes (``nn.Linear`` without bias,
+re-normalised before every forward in training) frozen for the first 410 iterations; Sinkhorn-Knopp with
+eps = 0.05 and 3 iterations; T = 0.1; swapped prediction. No queue. Multi-crop is optional: views beyond the
+first two (small crops) are only predicted, never assigned codes.
+
+Prototype freezing: the trainer calls :meth:`SwAV.on_after_backward` (alias :meth:`SwAV.on_train_step`) with
+the global step after ``backward``; it drops the prototype gradients while ``step < freeze_prototypes_iters``
+(so the optimizer skips them, weight decay included).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from augself.methods.output import MethodOutput
+from augself.methods.utils import is_distributed, normalized_std
+from augself.models.backbones import Backbone
+from augself.models.mlp import mlp
+
+
+@torch.no_grad()
+def sinkhorn(scores: Tensor, eps: float = 0.05, iters: int = 3) -> Tensor:
+    """Soft equipartitioned codes ``(B, K)`` from prototype scores ``(B, K)`` (SwAV Alg. 1).
+
+    Rows of the result sum to 1. Under DDP the marginals are reduced over ranks (global equipartition).
+    """
+    scores = scores.detach().float()
+    world = dist.get_world_size() if is_distributed() else 1
+    mx = scores.max()
+    if world > 1:
+        dist.all_reduce(mx, op=dist.ReduceOp.MAX)
+    q = torch.exp((scores - mx) / eps).T  # (K, B)
+    k, b = q.shape[0], q.shape[1] * world
+    total = q.sum()
+    if world > 1:
+        dist.all_reduce(total)
+    q /= total
+    for _ in range(iters):
+        rows = q.sum(dim=1, keepdim=True)
+        if world > 1:
+            dist.all_reduce(rows)
+        q /= rows
+        q /= k
+        q /= q.sum(dim=0, keepdim=True)
+        q /= b
+    return (q * b).T
+
+
+def swav_loss(
+    scores: list[Tensor], temperature: float = 0.1, eps: float = 0.05, iters: int = 3, n_assign: int = 2
+) -> Tensor:
+    """Swapped prediction: codes of view ``i < n_assign`` (Sinkhorn, no grad) are predicted from every other
+    view ``j`` by ``softmax(scores_j / T)``; cross-entropies averaged over ``j`` then over ``i``."""
+    total = scores[0].new_zeros((), dtype=torch.float32)
+    for i in range(n_assign):
+        q = sinkhorn(scores[i], eps, iters)
+        others = [j for j in range(len(scores)) if j != i]
+        log_p = [F.log_softmax(scores[j].float() / temperature, dim=1) for j in others]
+        sub = sum(-(q * lp).sum(dim=1).mean() for lp in log_p)
+        total = total + sub / len(others)
+    return total / n_assign
+
+
+class SwAV(nn.Module):
+    """SwAV: online clustering of projections onto learnable prototypes with swapped prediction."""
+
+    momentum_pairs: tuple[tuple[str, str], ...] = ()
+    momentum: float = 0.0
+    momentum_schedule: str = "const"
+    fixed_lr_modules: tuple[str, ...] = ()
+    views_needed: int = 2
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        *,
+        proj_hidden_dim: int = 2048,
+        proj_dim: int = 128,
+        num_prototypes: int = 100,
+        temperature: float = 0.1,
+        sinkhorn_eps: float = 0.05,
+        sinkhorn_iters: int = 3,
+        freeze_prototypes_iters: int = 410,
+        num_classes: int | None = None,
+    ) -> None:
+        """Args (AugSelf reference / SwAV defaults): projector 2048-128, 100 prototypes, T 0.1, eps 0.05,
+        3 Sinkhorn iterations, prototypes frozen for 410 iterations. ``num_classes`` is unused."""
+        super().__init__()
+        self.backbone = backbone
+        self.projector = mlp(backbone.dim, proj_hidden_dim, proj_dim, num_layers=2)
+        self.prototypes = nn.Linear(proj_dim, num_prototypes, bias=False)
+        self.temperature = float(temperature)
+        self.sinkhorn_eps = float(sinkhorn_eps)
+        self.sinkhorn_iters = int(sinkhorn_iters)
+        self.freeze_prototypes_iters = int(freeze_prototypes_iters)
+
+    def prototype_grad_enabled(self, step: int) -> bool:
+        """Whether the prototypes are trained at global step ``step``."""
+        return step >= self.freeze_prototypes_iters
+
+    def on_after_backward(self, step: int) -> None:
+        """Drop the prototype gradients during the first ``freeze_prototypes_iters`` steps."""
+        if not self.prototype_grad_enabled(step):
+            self.prototypes.weight.grad = None
+
+    on_train_step = on_after_backward
+
+    @torch.no_grad()
+    def normalize_prototypes(self) -> None:
+        w = self.prototypes.weight
+        w.copy_(F.normalize(w, dim=1))
+
+    def forward(self, views: list[Tensor], labels: Tensor | None = None) -> MethodOutput:
+        if self.training:
+            self.normalize_prototypes()
+        ys = [self.backbone(v) for v in views]
+        zs = [F.normalize(self.projector(y), dim=1) for y in ys]
+        scores = [self.prototypes(z) for z in zs]
+        loss = swav_loss(scores, self.temperature, self.sinkhorn_eps, self.sinkhorn_iters, n_assign=2)
+        return MethodOutput(loss, ys[:2], {"swav/z_std": normalized_std(zs[0])})

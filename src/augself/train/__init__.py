@@ -1,0 +1,1 @@
+"""Pretraining on Lightning: module, optimisation, monitors and the run driver."""

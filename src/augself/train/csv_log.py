@@ -1,0 +1,106 @@
+"""A CSV logger that keeps the rows of the interrupted run when a run is resumed.
+
+Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when it starts; on ``--resume`` that would lose
+the history. This subclass keeps the rows that were on disk when the checkpoint was written (the first
+``keep_rows`` rows, and only those of steps before the checkpoint's), rewrites the file atomically, then appends
+as usual. :meth:`ResumableCSVLogger.save` also counts the rows written and fsyncs the file, so that a
+checkpoint can record exactly which rows belong to it.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
+
+
+class _KeepingWriter(ExperimentWriter):
+    """Lightning's writer, minus the deletion of an existing ``metrics.csv`` (the logger rewrites it)."""
+
+    def _check_log_dir_exists(self) -> None:
+        pass
+
+
+def read_rows(path: Path, keep_rows: int | None = None, before_step: int | None = None) -> list[dict[str, str]]:
+    """Rows of a metrics CSV: at most the first ``keep_rows``, with an integer step below ``before_step``."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if keep_rows is not None:
+        rows = rows[:keep_rows]
+    out = []
+    for r in rows:
+        step = (r.get("step") or "").strip()
+        if not step.isdigit() or None in r:  # partial or malformed line
+            continue
+        if before_step is None or int(step) < before_step:
+            out.append(r)
+    return out
+
+
+class ResumableCSVLogger(CSVLogger):
+    """Writes ``<save_dir>/metrics.csv``; with ``keep_before_step`` keeps the earlier rows of that file.
+
+    ``keep_rows`` (from the checkpoint) bounds the kept rows to those flushed before the checkpoint was written.
+    """
+
+    def __init__(
+        self, save_dir: str | Path, keep_before_step: int | None = None, keep_rows: int | None = None
+    ) -> None:
+        super().__init__(save_dir, name="", version="")
+        self._resuming = keep_before_step is not None
+        self._previous = (
+            read_rows(Path(save_dir) / "metrics.csv", keep_rows, keep_before_step) if self._resuming else []
+        )
+        self.rows_written = 0
+        """Data rows in ``metrics.csv`` after the last :meth:`save`."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        if self._experiment is not None:
+            return self._experiment
+        if not self._resuming:
+            return super().experiment
+        os.makedirs(self.root_dir, exist_ok=True)
+        exp = _KeepingWriter(log_dir=self.log_dir)
+        keys = sorted({k for r in self._previous for k in r})
+        tmp = exp.metrics_file_path + ".tmp"
+        with open(tmp, "w", newline="") as f:
+            if keys:
+                writer = csv.DictWriter(f, fieldnames=keys)
+                writer.writeheader()
+                writer.writerows(self._previous)
+            f.flush()
+            os.fsync(f.fileno())
+        if keys:
+            os.replace(tmp, exp.metrics_file_path)
+        else:
+            os.remove(tmp)
+            if os.path.isfile(exp.metrics_file_path):
+                os.remove(exp.metrics_file_path)
+        exp.metrics_keys = keys
+        self.rows_written = len(self._previous)
+        self._previous = []
+        self._experiment = exp
+        return exp
+
+    def save(self) -> None:
+        exp = self.experiment
+        metrics = getattr(exp, "metrics", None)
+        pending = len(metrics) if isinstance(metrics, list) else 0
+        super().save()
+        self.rows_written += pending
+        path = getattr(exp, "metrics_file_path", None)
+        if pending and path and os.path.isfile(path):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)

@@ -1,0 +1,149 @@
+"""The Lightning module: augmentation on the device inside the step, method loss + AugSelf + E-SSL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from augself.augment.pipeline import Augmenter
+from augself.augself_head import AugSelf
+from augself.config import PretrainConfig, to_dict
+from augself.essl import RotationPrediction
+from augself.methods import build_method
+from augself.methods.momentum import ema_update, momentum_at
+from augself.models.backbones import build_backbone
+from augself.train.optim import build_optimizer, build_scheduler, param_groups
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when the training loss becomes NaN or inf; the message names the step and the loss terms."""
+
+
+class PretrainModule(L.LightningModule):
+    """Any method (``cfg.method``) with optional AugSelf heads (``cfg.augself``) and E-SSL (``cfg.essl``)."""
+
+    def __init__(self, cfg: PretrainConfig, num_classes: int | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": to_dict(cfg), "num_classes": num_classes})
+        self.cfg = cfg
+        aug_cfg = cfg.augment.build()
+        self.n_method_views = len(aug_cfg.views)
+        if cfg.essl.weight > 0:
+            size = cfg.essl.size or max(8, aug_cfg.views[0].size // 2)
+            aug_cfg.views.append(aug_cfg.views[0].with_(size=size, rotate_p=0.0))
+        self.view_cfgs = aug_cfg.views
+        self.augmenter = Augmenter(aug_cfg)
+        backbone = build_backbone(
+            cfg.model.backbone,
+            cifar_stem=cfg.model.cifar_stem,
+            zero_init_residual=cfg.model.zero_init_residual,
+        )
+        if cfg.model.channels_last:
+            backbone = backbone.to(memory_format=torch.channels_last)
+        if cfg.model.compile:
+            backbone.compile()
+        self.method = build_method(cfg.method, backbone, num_classes=num_classes, **cfg.method_args)
+        self.augself = (
+            AugSelf(backbone.dim, cfg.augself) if any(v > 0 for v in cfg.augself.values()) else None
+        )
+        self.essl = (
+            RotationPrediction(backbone.dim, cfg.essl.hidden_dim, cfg.essl.weight)
+            if cfg.essl.weight > 0
+            else None
+        )
+        self.online_probe = (
+            nn.Linear(backbone.dim, num_classes) if cfg.monitor.online_probe and num_classes else None
+        )
+        self._generator: torch.Generator | None = None
+        self._pending_rng: Tensor | None = None
+
+    # ---- augmentation RNG (part of the checkpoint so that resumed runs see the same views) -------------
+    def generator(self, device: torch.device) -> torch.Generator:
+        if self._generator is None or self._generator.device != device:
+            self._generator = torch.Generator(device=device)
+            self._generator.manual_seed(self.cfg.seed * 1000 + self.global_rank)
+            if self._pending_rng is not None:
+                self._generator.set_state(self._pending_rng)
+                self._pending_rng = None
+        return self._generator
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self._generator is not None:
+            checkpoint["augment_rng"] = self._generator.get_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._pending_rng = checkpoint.get("augment_rng")
+        self._generator = None
+
+    # ---- the step --------------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        images = batch["image"]
+        views = self.augmenter(images, batch.get("source_crop"), generator=self.generator(images.device))
+        inputs = [v.image for v in views[: self.n_method_views]]
+        if self.cfg.model.channels_last:
+            inputs = [x.contiguous(memory_format=torch.channels_last) for x in inputs]
+        labels = batch.get("label")
+        labels = labels if labels is not None and bool((labels >= 0).all()) else None
+
+        out = self.method(inputs, labels)
+        loss = out.loss
+        logs: dict[str, Tensor] = {"loss/method": out.loss.detach(), **out.logs}
+        if self.augself is not None:
+            aux, aux_logs = self.augself(
+                out.features[0], out.features[1], views[0].params, views[1].params, self.view_cfgs[0]
+            )
+            loss = loss + aux
+            logs.update(aux_logs)
+        if self.essl is not None:
+            aux, aux_logs = self.essl(self.method.backbone, views[self.n_method_views].image)
+            loss = loss + aux
+            logs.update(aux_logs)
+        if self.online_probe is not None and labels is not None:
+            logits = self.online_probe(out.features[0].detach().float())
+            probe_loss = F.cross_entropy(logits, labels)
+            loss = loss + probe_loss
+            logs["probe/loss"] = probe_loss.detach()
+            logs["probe/acc"] = (logits.argmax(1) == labels).float().mean()
+        if not torch.isfinite(loss.detach()):
+            terms = ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items())
+            raise NonFiniteLossError(f"non-finite loss {float(loss):.4g} at step {self.global_step}: {terms}")
+        self.log("train/loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=True)
+        self.log_dict({f"train/{k}": v for k, v in logs.items()}, on_step=True, on_epoch=False)
+        return loss
+
+    # ---- momentum encoders, method hooks ---------------------------------------------------------------
+    def on_after_backward(self) -> None:
+        hook = getattr(self.method, "on_after_backward", None)
+        if hook is not None:
+            hook(self.global_step)
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        pairs = getattr(self.method, "momentum_pairs", ())
+        if pairs:
+            tau = momentum_at(
+                self.method.momentum,
+                getattr(self.method, "momentum_schedule", "const"),
+                self.global_step,
+                max(1, int(self.trainer.estimated_stepping_batches)),
+            )
+            for online, target in pairs:
+                ema_update(getattr(self.method, online), getattr(self.method, target), tau)
+
+    # ---- optimisation ----------------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        o, t = self.cfg.optim, self.cfg.trainer
+        effective_batch = t.batch_size * self.trainer.world_size * t.accumulate_grad_batches
+        lr = o.base_lr * effective_batch / 256 if o.scale_lr else o.base_lr
+        fixed = tuple(f"method.{m}" for m in getattr(self.method, "fixed_lr_modules", ()))
+        groups = param_groups(self, o.weight_decay, o.exclude_norm_bias, fixed)
+        opt = build_optimizer(o.name, groups, lr, o.momentum, o.weight_decay, o.betas, o.lars_eta)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        epochs = max(1, self.trainer.max_epochs or 1)
+        warmup = round(o.warmup_epochs * total / epochs)
+        sched = build_scheduler(opt, total, warmup, o.min_lr_ratio)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

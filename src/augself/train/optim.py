@@ -1,0 +1,129 @@
+"""Optimisers and learning-rate schedules for pretraining.
+
+- lr = base_lr * effective_batch / 256 (linear scaling rule, Goyal et al., 2017; used by AugSelf and SimCLR).
+- No weight decay on normalisation parameters and biases (common practice since Goyal et al., 2017 / BYOL).
+- Linear warm-up then cosine decay, stepped per optimisation step (SimCLR, Chen et al., 2020).
+- LARS (You et al., 2017) as used by SimCLR / BYOL / Barlow Twins for large batches.
+- Modules named in a method's ``fixed_lr_modules`` keep a constant lr (SimSiam predictor, Chen & He, 2021).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+
+
+class LARS(torch.optim.Optimizer):
+    """SGD with momentum and layer-wise trust ratio (You et al., 2017).
+
+    Parameter groups with ``lars_exclude=True`` (norms, biases) get plain SGD without the trust ratio.
+    """
+
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        eta: float = 0.02,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta))
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[no-untyped-def]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                d_p = p.grad
+                if group["weight_decay"]:
+                    d_p = d_p.add(p, alpha=group["weight_decay"])
+                if not group.get("lars_exclude", False):
+                    p_norm, g_norm = torch.norm(p), torch.norm(d_p)
+                    trust = torch.where(
+                        (p_norm > 0) & (g_norm > 0), group["eta"] * p_norm / g_norm, torch.ones_like(p_norm)
+                    )
+                    d_p = d_p.mul(trust)
+                state = self.state[p]
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = torch.clone(d_p).detach()
+                else:
+                    buf.mul_(group["momentum"]).add_(d_p)
+                p.add_(buf, alpha=-group["lr"])
+        return loss
+
+
+def _is_no_decay(name: str, param: nn.Parameter) -> bool:
+    return param.ndim <= 1 or name.endswith(".bias")
+
+
+def param_groups(
+    model: nn.Module, weight_decay: float, exclude_norm_bias: bool, fixed_lr_prefixes: tuple[str, ...] = ()
+) -> list[dict]:
+    """Split trainable parameters into (decay, no-decay) x (scheduled, fixed-lr) groups."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        no_decay = exclude_norm_bias and _is_no_decay(name, p)
+        fixed = any(name == f or name.startswith(f + ".") for f in fixed_lr_prefixes)
+        groups.setdefault((no_decay, fixed), []).append(p)
+    out = []
+    for (no_decay, fixed), params in sorted(groups.items()):
+        out.append(
+            {
+                "params": params,
+                "weight_decay": 0.0 if no_decay else weight_decay,
+                "lars_exclude": no_decay,
+                "fixed_lr": fixed,
+            }
+        )
+    return out
+
+
+def build_optimizer(
+    name: str,
+    groups: list[dict],
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    betas=(0.9, 0.999),
+    eta=0.02,
+) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "lars":
+        return LARS(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; valid names: adamw, lars, sgd")
+
+
+def warmup_cosine(step: int, total_steps: int, warmup_steps: int, min_ratio: float = 0.0) -> float:
+    """Multiplier of the peak lr: linear warm-up to 1, then cosine decay to ``min_ratio``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, min_ratio: float = 0.0
+) -> LambdaLR:
+    """Per-step LambdaLR; groups flagged ``fixed_lr`` keep their initial lr."""
+    lambdas = [
+        (lambda _s: 1.0)
+        if g.get("fixed_lr")
+        else (lambda s: warmup_cosine(s, total_steps, warmup_steps, min_ratio))
+        for g in optimizer.param_groups
+    ]
+    return LambdaLR(optimizer, lambdas)

@@ -1,0 +1,216 @@
+"""Run driver: build data, module, loggers and callbacks; fit; export ``backbone.pt``.
+
+Run directory layout::
+
+    <out>/config.yaml           resolved configuration
+    <out>/checkpoints/last.ckpt latest checkpoint (plus epoch=N.ckpt every N epochs)
+    <out>/metrics.csv           CSV log (TensorBoard / W&B when asked)
+    <out>/backbone.pt           plain backbone: ``augself.load_backbone(path)``
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import Logger
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from augself.config import ConfigError, PretrainConfig, to_yaml
+from augself.data.folder import FileListDataset
+from augself.data.registry import build_dataset
+from augself.models.backbones import save_backbone
+from augself.train.csv_log import ResumableCSVLogger
+from augself.train.module import PretrainModule
+from augself.train.monitors import KNNMonitor
+
+log = logging.getLogger(__name__)
+
+
+def _num_classes(dataset: object) -> int | None:
+    classes = getattr(dataset, "classes", None)
+    if classes:
+        return len(classes)
+    n = getattr(dataset, "num_classes", None)
+    return int(n) if n else None
+
+
+def _data_kwargs(cfg: PretrainConfig, shrink: int = 1) -> dict[str, object]:
+    """Reader options that only some datasets take (size of generated sets, corrupt-file handling)."""
+    if cfg.data.name == "synthetic":
+        return {"n": cfg.data.n if shrink == 1 else max(1000, cfg.data.n // shrink)}
+    from augself.data.registry import DATASETS
+
+    return {} if cfg.data.name in DATASETS else {"skip_corrupt": cfg.data.skip_corrupt}
+
+
+class CachedDataset(Dataset):
+    """Dict samples decoded once and held as batched tensors; ``__getitem__`` only indexes them.
+
+    Reading files is deterministic (decode + resize to the source size), so the samples are identical to
+    the wrapped dataset's. Other attributes (``classes``, ``targets``, ...) are those of the wrapped dataset.
+    """
+
+    def __init__(self, dataset: Dataset, num_workers: int = 0, batch_size: int = 256) -> None:
+        loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+        parts = list(loader)
+        self.dataset = dataset
+        self.data: dict[str, torch.Tensor] = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+    def __len__(self) -> int:
+        return len(self.data["image"])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {k: v[index] for k, v in self.data.items()}
+
+    def __getattr__(self, name: str) -> object:
+        if name in ("dataset", "data") or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def maybe_cache(dataset: Dataset, cfg: PretrainConfig) -> Dataset:
+    """Wrap an image-folder dataset in :class:`CachedDataset` if its decoded images fit ``data.cache_mb``."""
+    if cfg.data.cache_mb <= 0 or not isinstance(dataset, FileListDataset) or len(dataset) == 0:
+        return dataset
+    mib = len(dataset) * dataset[0]["image"].numel() / 2**20
+    if mib > cfg.data.cache_mb:
+        return dataset
+    start = time.perf_counter()
+    cached = CachedDataset(dataset, num_workers=cfg.data.num_workers)
+    took = time.perf_counter() - start
+    log.info("decoded %d images into a %.0f MiB in-memory cache in %.1f s", len(cached), mib, took)
+    return cached
+
+
+def _loggers(cfg: PretrainConfig, out: Path, resume_step: int | None) -> list[Logger]:
+    loggers: list[Logger] = []
+    for name in cfg.trainer.loggers:
+        if name == "csv":
+            loggers.append(ResumableCSVLogger(out, keep_before_step=resume_step))
+        elif name == "tensorboard":
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            loggers.append(TensorBoardLogger(out, name="tb", version=""))
+        elif name == "wandb":
+            from lightning.pytorch.loggers import WandbLogger
+
+            loggers.append(WandbLogger(save_dir=str(out), project="augself"))
+        else:
+            raise ConfigError(f"unknown logger {name!r}; valid names: csv, tensorboard, wandb")
+    return loggers
+
+
+def build_trainer(
+    cfg: PretrainConfig, out: Path, callbacks: list[L.Callback], resume_step: int | None = None
+) -> L.Trainer:
+    t = cfg.trainer
+    ckpt = ModelCheckpoint(
+        dirpath=out / "checkpoints",
+        filename="epoch={epoch}",
+        auto_insert_metric_name=False,
+        every_n_epochs=max(1, t.checkpoint_every_n_epochs),
+        save_top_k=-1,
+        save_last=True,
+    )
+    extra: list[L.Callback] = [ckpt, *callbacks]
+    if t.progress_bar:
+        extra.append(TQDMProgressBar(refresh_rate=10))
+    loggers = _loggers(cfg, out, resume_step)
+    if loggers:
+        extra.append(LearningRateMonitor(logging_interval="step"))
+    return L.Trainer(
+        default_root_dir=out,
+        max_epochs=t.epochs,
+        max_steps=t.max_steps,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,  # type: ignore[arg-type]
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        sync_batchnorm=t.sync_batchnorm,
+        log_every_n_steps=t.log_every_n_steps,
+        logger=loggers or False,
+        callbacks=extra,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        deterministic=t.deterministic,
+        use_distributed_sampler=True,
+    )
+
+
+def run_pretrain(
+    cfg: PretrainConfig, resume: bool = False, callbacks: list[L.Callback] | None = None
+) -> Path:
+    """Pretrain according to ``cfg``; with ``resume`` continue from ``<out>/checkpoints/last.ckpt``.
+
+    ``callbacks`` are extra Lightning callbacks (e.g. early stopping, custom logging).
+    """
+    out = Path(cfg.out)
+    last = out / "checkpoints" / "last.ckpt"
+    if resume and not last.is_file():
+        raise ConfigError(f"--resume: no checkpoint at {last}")
+    if not resume and last.exists():
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    d = cfg.data
+    dataset = build_dataset(d.name, d.split, size=d.size, root=d.root, seed=cfg.seed, **_data_kwargs(cfg))
+    if cfg.trainer.batch_size > len(dataset):  # type: ignore[arg-type]
+        raise ConfigError(
+            f"trainer.batch_size={cfg.trainer.batch_size} is larger than the dataset ({len(dataset)} images)"  # type: ignore[arg-type]
+        )
+    num_classes = _num_classes(dataset)
+    module = PretrainModule(cfg, num_classes)
+
+    callbacks = list(callbacks or [])
+    if cfg.monitor.every_n_epochs > 0 and num_classes:
+        size = module.view_cfgs[0].size
+        m = cfg.monitor
+        callbacks.append(
+            KNNMonitor(
+                build_dataset(
+                    d.name, m.train_split, size=size, root=d.root, seed=cfg.seed, **_data_kwargs(cfg)
+                ),
+                build_dataset(
+                    d.name, m.test_split, size=size, root=d.root, seed=cfg.seed, **_data_kwargs(cfg, 5)
+                ),
+                num_classes,
+                m.every_n_epochs,
+                m.k,
+                m.temperature,
+                m.max_samples,
+                seed=cfg.seed,
+            )
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    resume_step = (
+        int(torch.load(last, map_location="cpu", weights_only=False)["global_step"]) if resume else None
+    )
+    trainer = build_trainer(cfg, out, callbacks, resume_step)
+    (out / "config.yaml").write_text(to_yaml(cfg))
+    dataset = maybe_cache(dataset, cfg)
+    # A seeded sampler makes the data order a function of (seed, epoch): needed for exact resume.
+    sampler = (
+        DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=cfg.seed, drop_last=True)
+        if trainer.world_size == 1
+        else None
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.trainer.batch_size,
+        sampler=sampler,
+        shuffle=sampler is None,
+        drop_last=True,
+        num_workers=d.num_workers,
+        persistent_workers=d.num_workers > 0,
+        pin_memory=torch.cuda.is_available(),
+    )
+    trainer.fit(module, loader, ckpt_path=str(last) if resume else None)
+    if trainer.is_global_zero:
+        save_backbone(module.method.backbone, out / "backbone.pt")
+    return out

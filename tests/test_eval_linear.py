@@ -1,0 +1,264 @@
+"""Linear evaluation (L-BFGS protocol), feature extraction and the feature cache, on generated data."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from torch import nn
+from torch.utils.data import Dataset
+
+from augself.eval.features import FeatureCache, extract_features, normalise_images
+from augself.eval.linear import (
+    WD_GRID,
+    accuracy_metrics,
+    fit_logreg_lbfgs,
+    linear_eval,
+    seeded_split,
+    sgd_probe,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # small problems: one BLAS/OpenMP thread avoids spin-waits on busy shared cores (20x slower otherwise)
+    from threadpoolctl import threadpool_limits
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        yield
+    torch.set_num_threads(n)
+
+
+def _blobs(n: int, d: int, classes: int, sep: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    mu = torch.randn(classes, d, generator=g) * sep
+    y = torch.arange(n) % classes
+    return mu[y] + torch.randn(n, d, generator=g), y
+
+
+def test_grid_is_the_papers() -> None:
+    assert len(WD_GRID) == 45
+    assert WD_GRID[0] == pytest.approx(1e-6) and WD_GRID[-1] == pytest.approx(1e5)
+    assert np.allclose(np.diff(np.log10(WD_GRID)), 11 / 44)
+
+
+@pytest.mark.parametrize("wd", [1e-2, 1.0, 50.0])
+def test_matches_sklearn_bias_penalised(wd: float) -> None:
+    """Reference objective sum CE + wd ||[W; b]||^2 == sklearn C = 1/(2 wd), fit_intercept=False on [x, 1]."""
+
+    x, y = _blobs(600, 8, 4, 1.0, seed=1)
+    x = x * 3 + 2  # unnormalised, off-centre features
+    theta, _ = fit_logreg_lbfgs(x.double(), y, 4, wd, tol=1e-10, max_iter=5000)
+    xa = np.hstack([x.double().numpy(), np.ones((600, 1))])
+    sk = LogisticRegression(C=1 / (2 * wd), fit_intercept=False, tol=1e-10, max_iter=5000).fit(xa, y.numpy())
+    ref = torch.from_numpy(sk.coef_.T)
+    assert torch.allclose(theta, ref, atol=2e-4 * max(1.0, ref.abs().max().item()))
+    assert abs(theta.sum(1)).max() < 1e-4  # the penalised bias fixes the softmax gauge: rows sum to 0
+
+
+@pytest.mark.parametrize("wd", [1e-2, 5.0])
+def test_matches_sklearn_bias_unpenalised(wd: float) -> None:
+
+    x, y = _blobs(500, 6, 3, 1.0, seed=2)
+    theta, _ = fit_logreg_lbfgs(x.double(), y, 3, wd, penalize_bias=False, tol=1e-10, max_iter=5000)
+    sk = LogisticRegression(C=1 / (2 * wd), tol=1e-10, max_iter=5000).fit(x.double().numpy(), y.numpy())
+    assert torch.allclose(theta[:-1], torch.from_numpy(sk.coef_.T), atol=2e-4)
+    b = theta[-1] - theta[-1].mean()  # the unpenalised intercept is defined up to a constant
+    assert torch.allclose(b, torch.from_numpy(sk.intercept_ - sk.intercept_.mean()), atol=2e-3)
+
+
+def test_float32_grid_search_matches_sklearn_accuracy() -> None:
+    """Full protocol vs sklearn over a coarse grid (same selection rule, warm start): accuracy within 0.5."""
+
+    x, y = _blobs(1600, 16, 5, 0.5, seed=3)
+    xt, yt = _blobs(1000, 16, 5, 0.5, seed=3)
+    xt, yt = xt[:1000], yt[:1000]
+    grid = WD_GRID[::6]
+    r = linear_eval(
+        x[:1200], y[:1200], xt, yt, val_feats=x[1200:], val_labels=y[1200:], wd_grid=grid, progress=False
+    )
+    xa = lambda z: np.hstack([z.double().numpy(), np.ones((len(z), 1))])  # noqa: E731
+    best = (-1.0, None)
+    for wd in grid:
+        sk = LogisticRegression(C=1 / (2 * wd), fit_intercept=False, tol=1e-8, max_iter=5000)
+        acc = (sk.fit(xa(x[:1200]), y[:1200].numpy()).predict(xa(x[1200:])) == y[1200:].numpy()).mean() * 100
+        if acc > best[0]:
+            best = (acc, wd)
+    assert r.val_best == pytest.approx(best[0], abs=0.5)
+    sk = LogisticRegression(C=1 / (2 * best[1]), fit_intercept=False, tol=1e-8, max_iter=5000)
+    sk_test = (sk.fit(xa(x), y.numpy()).predict(xa(xt)) == yt.numpy()).mean() * 100
+    assert r.test_top1 == pytest.approx(sk_test, abs=0.5)
+
+
+def test_reaches_bayes_accuracy() -> None:
+    """4 classes at the corners (±1, ±1) with unit noise (+ 14 pure-noise dims): Bayes accuracy = Phi(1)^2."""
+    g = torch.Generator().manual_seed(4)
+
+    def make(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.arange(n) % 4
+        corners = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
+        x = torch.randn(n, 16, generator=g)
+        x[:, :2] += corners[y]
+        return x * 2.0 + 5.0, y  # unnormalised affine features: the protocol must cope
+
+    (x, y), (xt, yt) = make(4000), make(4000)
+    r = linear_eval(x, y, xt, yt, seed=0, progress=False)  # seeded val split of train
+    bayes = 100 * (0.5 * (1 + math.erf(1 / math.sqrt(2)))) ** 2  # 70.79
+    assert abs(r.test_top1 - bayes) < 2.5, (r.test_top1, bayes)
+    assert abs(r.test_class_avg - r.test_top1) < 2.0
+    assert r.num_val == 400 and r.num_train == 3600
+    assert len(r.val_curve) == 45 and len(r.iterations) == 45
+    json.dumps(r.to_dict())  # serialisable
+
+
+def test_selects_heavy_wd_for_noise_and_light_for_separable() -> None:
+    g = torch.Generator().manual_seed(5)
+
+    def noise(n: int) -> tuple[torch.Tensor, torch.Tensor]:  # labels independent of the features, 70/30 prior
+        return torch.randn(n, 50, generator=g), (torch.rand(n, generator=g) < 0.7).long()
+
+    (a, b), (c, e), (f, h) = noise(100), noise(1000), noise(1000)
+    r = linear_eval(a, b, f, h, val_feats=c, val_labels=e, progress=False)
+    assert r.best_wd >= 1.0, r.best_wd
+
+    def separable(n: int) -> tuple[torch.Tensor, torch.Tensor]:  # one small-scale separating dim + big noise
+        y = torch.arange(n) % 2
+        x = torch.randn(n, 10, generator=g) * 5
+        x[:, 0] = (2 * y - 1) * 0.2 + 0.02 * torch.randn(n, generator=g)
+        return x, y
+
+    (a, b), (c, e), (f, h) = separable(1000), separable(500), separable(1000)
+    r = linear_eval(a, b, f, h, val_feats=c, val_labels=e, progress=False)
+    assert r.best_wd <= 1e-2 and r.test_top1 >= 99.0
+    assert r.val_curve[-1]["top1"] < 80  # heavy wd shrinks to the (noisy) class-mean direction
+
+
+def test_seeded_split_is_reproducible() -> None:
+    a = seeded_split(100, 0.1, seed=3)
+    b = seeded_split(100, 0.1, seed=3)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert len(a[1]) == 10 and set(a[0].tolist()).isdisjoint(a[1].tolist())
+    assert not torch.equal(a[1], seeded_split(100, 0.1, seed=4)[1])
+
+
+def test_accuracy_metrics_class_avg() -> None:
+    labels = torch.tensor([0] * 8 + [1] * 2)
+    pred = torch.zeros(10, dtype=torch.long)
+    m = accuracy_metrics(pred, labels)
+    assert m["top1"] == pytest.approx(80.0) and m["class-avg"] == pytest.approx(50.0)
+
+
+def test_bad_metric_raises() -> None:
+    x, y = _blobs(20, 2, 2, 1.0, 0)
+    with pytest.raises(ValueError, match="metric"):
+        linear_eval(x, y, x, y, metric="top5", progress=False)
+
+
+# --------------------------------------------------------------------------------------------------------
+# features
+# --------------------------------------------------------------------------------------------------------
+
+
+class _Images(Dataset):
+    def __init__(self, n: int = 10, size: int = 8, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8)
+        self.y = torch.arange(n) % 3
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict:
+        return {
+            "image": self.x[i],
+            "label": int(self.y[i]),
+            "source_crop": torch.tensor([0.0, 0.0, 1.0, 1.0]),
+        }
+
+
+class _MeanPool(nn.Module):
+    dim = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(3)  # eval mode must use running stats (identity at init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(x.mean((2, 3)))
+
+
+def test_extract_features_normalises_and_restores_mode() -> None:
+    ds = _Images()
+    net = _MeanPool().train()
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    f, y = extract_features(net, ds, batch_size=4, device="cpu", mean=mean, std=std, progress=False)
+    ref = normalise_images(ds.x, mean, std).mean((2, 3))
+    assert f.dtype == torch.float32 and f.shape == (10, 3) and y.dtype == torch.long
+    assert torch.allclose(f, ref, atol=1e-5) and torch.equal(y, ds.y)
+    assert net.training  # mode restored
+    assert torch.equal(net.bn.running_mean, torch.zeros(3))  # eval mode during extraction
+    f2, _ = extract_features(
+        net, ds, batch_size=3, device="cpu", mean=mean, std=std, progress=False, channels_last=True
+    )
+    assert torch.allclose(f, f2, atol=1e-6)
+
+
+def test_feature_cache(tmp_path) -> None:
+    ds = _Images()
+    net = _MeanPool()
+    cache = FeatureCache(tmp_path)
+    kw = dict(
+        name="toy", split="test", size=8, mean=(0.5,) * 3, std=(0.25,) * 3, device="cpu", progress=False
+    )
+    f1, _ = cache.get_or_extract(net, ds, **kw)
+    assert len(list(tmp_path.glob("*.pt"))) == 1
+    f2, _ = cache.get_or_extract(net, _Images(seed=1), **kw)  # same key -> cached (not recomputed)
+    assert torch.equal(f1, f2)
+    cache.get_or_extract(net, ds, **{**kw, "split": "train"})
+    cache.get_or_extract(net, ds, **{**kw, "mean": (0.4,) * 3})
+    with torch.no_grad():
+        net.bn.bias += 1.0  # different weights -> different key
+    f3, _ = cache.get_or_extract(net, ds, **kw)
+    assert len(list(tmp_path.glob("*.pt"))) == 4
+    assert torch.allclose(f3, f1 + 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_sgd_probe_learns(augment: bool) -> None:
+    class Colour(Dataset):  # class = dominant colour channel: robust to crops and flips
+        def __init__(self, n: int, seed: int) -> None:
+            g = torch.Generator().manual_seed(seed)
+            self.y = torch.arange(n) % 3
+            x = torch.randint(0, 60, (n, 3, 8, 8), generator=g)
+            x[torch.arange(n), self.y] += 150
+            self.x = x.to(torch.uint8)
+
+        def __len__(self) -> int:
+            return len(self.y)
+
+        def __getitem__(self, i: int) -> dict:
+            return {"image": self.x[i], "label": int(self.y[i])}
+
+    net = _MeanPool()
+    out = sgd_probe(
+        net,
+        Colour(96, 0),
+        Colour(60, 1),
+        num_classes=3,
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+        epochs=15,
+        batch_size=32,
+        lr=0.5,
+        augment=augment,
+        device="cpu",
+        progress=False,
+    )
+    assert out["test"]["top1"] >= 95.0
+    assert out["train_loss"][-1] < out["train_loss"][0]
