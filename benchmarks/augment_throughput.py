@@ -8,13 +8,23 @@ Two views per image, SimCLR defaults + blur (AugSelf, Lee et al., NeurIPS 2021, 
 * torchvision: ``transforms.v2`` per sample inside ``DataLoader`` workers (``--workers``, default 2);
 * kornia:      ``AugmentationSequential`` on the whole batch in the main process.
 
+Each round measures the three pipelines back to back on the same images; ``--rounds`` rounds are interleaved
+and the best round of each pipeline is reported (the least disturbed by other processes on a shared machine).
+``OMP_WAIT_POLICY`` defaults to ``PASSIVE`` (idle intra-op threads sleep instead of spinning), which keeps the
+batched pipelines usable when the cores are shared; DataLoader workers run single-threaded regardless.
+
 Usage::
 
     python benchmarks/augment_throughput.py --sizes 32 96 --batch 256 --iters 10
+    python benchmarks/augment_throughput.py --threads 1 --workers 1    # per-core comparison
     python benchmarks/augment_throughput.py --data ../shared/data/cifar10-small
 """
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its thread pool
 
 import argparse
 import time
@@ -56,10 +66,11 @@ def view_config(size: int) -> ViewConfig:
 class TwoViews(Dataset):
     """Per-sample torchvision v2 pipeline producing two views (the standard DataLoader-worker setup)."""
 
-    def __init__(self, images: torch.Tensor, size: int, kernel: int) -> None:
+    def __init__(self, images: torch.Tensor, size: int, kernel: int, length: int | None = None) -> None:
         from torchvision.transforms import v2
 
         self.images = images
+        self.length = length if length is not None else images.shape[0]
         self.t = v2.Compose(
             [
                 v2.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=False),
@@ -73,10 +84,10 @@ class TwoViews(Dataset):
         )
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return self.length
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.images[i]
+        x = self.images[i % self.images.shape[0]]
         return self.t(x), self.t(x)
 
 
@@ -121,28 +132,28 @@ def time_batched(fn: Callable[[torch.Tensor], object], images: torch.Tensor, bat
 def time_torchvision(
     images: torch.Tensor, size: int, kernel: int, batch: int, iters: int, workers: int
 ) -> float:
-    ds = TwoViews(images, size, kernel)
+    """Images/s of the per-sample pipeline in ``workers`` DataLoader workers (steady state).
+
+    The first ``2 * workers + 1`` batches (worker start-up and the prefetched queue) are not timed; the
+    dataset is long enough that no epoch boundary falls inside the timed batches.
+    """
+    warm = 2 * max(workers, 1) + 1
+    ds = TwoViews(images, size, kernel, length=batch * (warm + iters))
     loader = DataLoader(
         ds,
         batch_size=batch,
         shuffle=True,
         num_workers=workers,
-        persistent_workers=workers > 0,
         drop_last=True,
         prefetch_factor=2 if workers > 0 else None,
     )
     it = iter(loader)
-    next(it)  # warm-up: start workers
-    n = 0
+    for _ in range(warm):
+        next(it)
     t = time.perf_counter()
     for _ in range(iters):
-        try:
-            next(it)
-        except StopIteration:
-            it = iter(loader)
-            next(it)
-        n += batch
-    return n / (time.perf_counter() - t)
+        next(it)
+    return iters * batch / (time.perf_counter() - t)
 
 
 def main() -> None:
@@ -154,6 +165,7 @@ def main() -> None:
     ap.add_argument("--data", default=None, help="ImageFolder root (e.g. ../shared/data/cifar10-small)")
     ap.add_argument("--threads", type=int, default=2, help="intra-op threads of the main process")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers for torchvision")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best round is reported")
     ap.add_argument("--skip", nargs="*", default=[], choices=["torchvision", "kornia"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -166,19 +178,28 @@ def main() -> None:
         kernel = cfg.blur_kernel
         aug = Augmenter(AugmentConfig(views=[cfg, cfg]))
         dev_images = images.to(device)
-        ours = time_batched(lambda x, a=aug: a(x), dev_images, args.batch, args.iters)
-        tv = kn = float("nan")
-        if "torchvision" not in args.skip:
-            tv = time_torchvision(images, size, kernel, args.batch, args.iters, args.workers)
-        if "kornia" not in args.skip:
-            kn = time_batched(kornia_pipeline(size, kernel), dev_images, args.batch, max(3, args.iters // 2))
-        rows.append((size, ours, tv, kn))
-        print(f"[{size}px] ours {ours:.0f}  torchvision {tv:.0f}  kornia {kn:.0f} images/s", flush=True)
+        kornia_fn = None if "kornia" in args.skip else kornia_pipeline(size, kernel)
+        best = {"ours": 0.0, "tv": 0.0, "kornia": 0.0}
+        for r in range(args.rounds):
+            ours = time_batched(lambda x, a=aug: a(x), dev_images, args.batch, args.iters)
+            best["ours"] = max(best["ours"], ours)
+            line = f"[{size}px round {r + 1}/{args.rounds}] ours {ours:.0f}"
+            if "torchvision" not in args.skip:
+                tv = time_torchvision(images, size, kernel, args.batch, args.iters, args.workers)
+                best["tv"] = max(best["tv"], tv)
+                line += f"  torchvision {tv:.0f}"
+            if kornia_fn is not None:
+                kn = time_batched(kornia_fn, dev_images, args.batch, max(3, args.iters // 2))
+                best["kornia"] = max(best["kornia"], kn)
+                line += f"  kornia {kn:.0f}"
+            print(line + " images/s", flush=True)
+        rows.append((size, *(v if v > 0 else float("nan") for v in best.values())))
 
     src = args.data or "random uint8"
     print(
         f"\ninput: {src}; batch {args.batch}; two views; device {device}; threads {args.threads}; "
-        f"torchvision workers {args.workers}\n"
+        f"torchvision workers {args.workers}; best of {args.rounds} interleaved rounds; "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; load average {os.getloadavg()[0]:.2f}\n"
     )
     print(
         "| size | ours (img/s) | torchvision v2 per-sample (img/s) | kornia (img/s) "

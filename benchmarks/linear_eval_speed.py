@@ -143,16 +143,19 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []
+    load0 = os.getloadavg()
     with threadpool_limits(limits=args.threads):
         for c in args.classes:
             data = gaussian_clusters(args.n_train, args.n_test, args.dim, c, sep=args.sep, seed=c)
             rows.append(run_case(f"gaussian clusters, sep {args.sep}", *data, args))
+            print(f"done: {rows[-1]} (load average {os.getloadavg()})", flush=True)
         if args.real:
             d = torch.load(args.real, map_location="cpu", weights_only=True)
             rows.append(run_case(f"real: {os.path.basename(args.real)}", *d["train"], *d["test"], args))
     print(
         f"\ntorch {torch.__version__}, threads {torch.get_num_threads()}, tol {args.tol}, "
-        f"max_iter {args.max_iter}, grid logspace(-6, 5, 45)\n"
+        f"max_iter {args.max_iter}, grid logspace(-6, 5, 45); load average (1/5/15 min) before "
+        f"{'/'.join(f'{v:.2f}' for v in load0)}, after {'/'.join(f'{v:.2f}' for v in os.getloadavg())}\n"
     )
     print(
         "| features | train+val / test x d, classes | ours (s) | sklearn (s) | speed-up | ours top-1 | "

@@ -101,11 +101,14 @@ def test_each_op_alone_is_reproduced(only: dict) -> None:
     size=st.integers(8, 33),
     strength=st.sampled_from([0.5, 1.0, 2.0]),
     uint8=st.booleans(),
+    normalize=st.booleans(),
 )
 def test_random_compositions_are_reproduced(
-    seed: int, channels: int, hw: tuple[int, int], size: int, strength: float, uint8: bool
+    seed: int, channels: int, hw: tuple[int, int], size: int, strength: float, uint8: bool, normalize: bool
 ) -> None:
-    cfg = ViewConfig(size=size, color_strength=strength, solarize_p=0.5, rotate_p=0.5, blur_p=0.5)
+    cfg = ViewConfig(
+        size=size, color_strength=strength, solarize_p=0.5, rotate_p=0.5, blur_p=0.5, normalize=normalize
+    )
     aug = Augmenter(AugmentConfig(views=[cfg, cfg.with_(flip_p=0.9, jitter_p=1.0)]))
     x = _images(5, channels, *hw, seed=seed % 1000)
     if not uint8:
@@ -282,3 +285,33 @@ def test_wrong_record_is_detected(field: str) -> None:
     corrupted = ViewParams(**{**d, field: bad})
     with pytest.raises(AssertionError):
         assert_reproduced(x, [views[0]._replace(params=corrupted)], aug)
+
+
+def test_per_view_settings_sizes_and_normalisation_are_reproduced() -> None:
+    """Asymmetric views (own size, probabilities, normalisation or none) each follow their own config."""
+    v1 = ViewConfig(size=15, blur_p=1.0, solarize_p=0.0, mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.25))
+    v2 = ViewConfig(size=8, blur_p=0.0, solarize_p=1.0, rotate_p=1.0, normalize=False)
+    aug = Augmenter(AugmentConfig(views=[v1, v2]))
+    x = _images(6, 3, 21, 26)
+    views = aug(x, generator=torch.Generator().manual_seed(3))
+    assert views[0].image.shape == (6, 3, 15, 15) and views[1].image.shape == (6, 3, 8, 8)
+    assert views[0].params.blur.all() and not views[0].params.solarize.any()
+    assert not views[1].params.blur.any() and views[1].params.solarize.all()
+    assert views[1].image.min() >= 0 and views[1].image.max() <= 1  # un-normalised view stays in [0, 1]
+    assert_reproduced(x, views, aug)
+
+
+def test_byol_views_and_colour_strength_sampling() -> None:
+    """BYOL's asymmetric probabilities per view; colour strength s scales jitter ranges and grayscale p."""
+    aug = Augmenter(AugmentConfig.byol(size=16))
+    g = torch.Generator().manual_seed(0)
+    p1, p2 = (aug.sample(i, 4000, generator=g, input_size=(32, 32)) for i in range(2))
+    assert p1.blur.all() and not p1.solarize.any()
+    assert abs(p2.blur.float().mean() - 0.1) < 0.03 and abs(p2.solarize.float().mean() - 0.2) < 0.03
+    for s, gray in ((0.5, 0.1), (2.0, 0.4)):
+        p = sample_params(ViewConfig(color_strength=s, jitter_p=1.0), 4000, generator=g)
+        col = p.color
+        for j, (lo, hi) in enumerate([(1 - 0.4 * s, 1 + 0.4 * s)] * 3 + [(-0.1 * s, 0.1 * s)]):
+            assert col[:, j].min() >= lo - 1e-6 and col[:, j].max() <= hi + 1e-6, (s, j)
+            assert col[:, j].min() < lo + 0.05 * (hi - lo) and col[:, j].max() > hi - 0.05 * (hi - lo), (s, j)
+        assert abs(p.gray.float().mean() - gray) < 0.03

@@ -6,9 +6,10 @@ run one DDP step, each on its contiguous half, with every BatchNorm synchronised
 gradients, the rank-averaged loss and all buffers after the step (BN running statistics, MoCo's queue and
 pointer) must equal the single-process ones.
 
-``nn.SyncBatchNorm`` refuses CPU tensors (it needs CUDA/XPU/HPU), so the ranks use :class:`GlobalBatchNorm`,
-a CPU SyncBN whose batch statistics are all-reduced with gradients (the single-process reference keeps
-plain ``nn.BatchNorm``, so the replacement is checked too). Negative controls show the comparison has
+``nn.SyncBatchNorm`` refuses CPU tensors (it needs CUDA/XPU/HPU), so the ranks convert their BatchNorm layers
+with the library's :func:`augself.train.sync_bn.convert_sync_batchnorm` (:class:`GlobalSyncBatchNorm`, whose
+batch statistics are all-reduced with gradients; the single-process reference keeps plain ``nn.BatchNorm``, so
+the replacement is checked too). Negative controls show the comparison has
 teeth: SimCLR without the embedding gather, SwAV with a per-rank Sinkhorn and BYOL with unsynchronised BN
 must *not* match.
 """
@@ -34,7 +35,8 @@ from augself.augment.params import ViewParams
 from augself.augment.sample import sample_params
 from augself.augself_head import AugSelf
 from augself.methods import build_method
-from augself.models.backbones import build_backbone
+from augself.models.backbones import build_backbone, load_backbone
+from augself.train.sync_bn import GlobalSyncBatchNorm, convert_sync_batchnorm
 
 pytestmark = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with gloo unavailable"
@@ -75,72 +77,6 @@ Batch = tuple[list[Tensor], Tensor, list[ViewParams]]
 Result = dict[str, Any]
 Results = tuple[dict[str, Result], dict[str, Result]]
 """(single-process reference, DDP rank 0) results by case name."""
-
-
-class _AllReduceSum(torch.autograd.Function):
-    """Differentiable all-reduce (sum): the backward all-reduces the incoming gradients."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor) -> Tensor:
-        x = x.clone()
-        dist.all_reduce(x)
-        return x
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:
-        grad = grad.clone()
-        dist.all_reduce(grad)
-        return grad
-
-
-class GlobalBatchNorm(_BatchNorm):
-    """SyncBatchNorm for CPU: training-mode statistics over all ranks' samples, gradients through them.
-
-    Mirrors ``nn.BatchNorm{1,2}d`` (biased variance to normalise, unbiased global variance for the running
-    estimate); evaluation mode falls back to the running statistics.
-    """
-
-    def _check_input_dim(self, input: Tensor) -> None:
-        if input.dim() < 2:
-            raise ValueError(f"expected at least 2D input, got {input.dim()}D")
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training:
-            return super().forward(x)
-        dims = [0, *range(2, x.dim())]
-        shape = [1, -1] + [1] * (x.dim() - 2)
-        count = torch.tensor([x.numel() / x.shape[1]], dtype=torch.float64)
-        dist.all_reduce(count)
-        n = float(count)
-        mean = _AllReduceSum.apply(x.sum(dims)) / n
-        var = _AllReduceSum.apply((x - mean.view(shape)).pow(2).sum(dims)) / n
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
-        if self.affine:
-            y = y * self.weight.view(shape) + self.bias.view(shape)
-        if self.track_running_stats:
-            with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-                self.running_mean.lerp_(mean.detach(), m)
-                self.running_var.lerp_(var.detach() * n / (n - 1), m)
-        return y
-
-    @classmethod
-    def convert(cls, module: nn.Module) -> nn.Module:
-        """Replace every BatchNorm in ``module`` by a :class:`GlobalBatchNorm` sharing its tensors
-        (as ``nn.SyncBatchNorm.convert_sync_batchnorm`` does)."""
-        if isinstance(module, _BatchNorm):
-            m = module
-            new = cls(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
-            if module.affine:
-                new.weight, new.bias = module.weight, module.bias
-            new.running_mean, new.running_var = module.running_mean, module.running_var
-            new.num_batches_tracked = module.num_batches_tracked
-            new.train(module.training)
-            return new
-        for name, child in module.named_children():
-            module.add_module(name, cls.convert(child))
-        return module
 
 
 class Step(nn.Module):
@@ -206,7 +142,9 @@ def _ddp_case(case: str, state: dict[str, Tensor], batch: Batch, rank: int, sync
     model = build(case)
     model.load_state_dict(state)
     if sync_bn:
-        GlobalBatchNorm.convert(model)
+        convert_sync_batchnorm(model)
+        bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+        assert bns and all(isinstance(m, GlobalSyncBatchNorm) for m in bns)
     ddp = DistributedDataParallel(model)
     local = BATCH // WORLD
     loss = run_step(ddp, batch, slice(rank * local, (rank + 1) * local))
@@ -296,3 +234,81 @@ def test_controls_detect_broken_ddp(control: str, results: Results) -> None:
     """A missing gather, a per-rank Sinkhorn or unsynchronised BN is caught by the same comparison."""
     ref, got = results[0][CONTROLS[control][0]], results[1][control]
     assert _mismatches(ref, got, "grads"), f"{control}: gradients unexpectedly match; the DDP check is blind"
+
+
+# ---- library: the sync-BN layer and the real Lightning DDP run --------------------------------------------
+def test_global_sync_bn_without_process_group_is_plain_batchnorm() -> None:
+    """Outside a distributed run the converted layer equals BatchNorm (outputs, gradients, running stats)."""
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.BatchNorm1d(144))
+    conv = convert_sync_batchnorm(copy.deepcopy(ref))
+    assert [type(m) for m in conv.modules()].count(GlobalSyncBatchNorm) == 2
+    x = torch.randn(6, 3, 8, 8)
+    (ref(x) ** 2).sum().backward()
+    (conv(x) ** 2).sum().backward()
+    for (k, a), b in zip(ref.named_parameters(), conv.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, msg=k)
+    for (k, a), b in zip(ref.named_buffers(), conv.buffers(), strict=True):
+        torch.testing.assert_close(b, a, msg=k)
+
+
+_LIGHTNING_SCRIPT = """
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from augself.config import load_config
+from augself.train.run import run_pretrain
+from augself.train.sync_bn import GlobalSyncBatchNorm
+
+
+class Record(L.Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.data = batch["image"].float().mean()
+
+    def on_train_end(self, trainer, pl_module):
+        bns = [m for m in pl_module.method.backbone.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        torch.save(
+            {"sync": [isinstance(m, GlobalSyncBatchNorm) for m in bns], "mean": bns[0].running_mean.clone(),
+             "steps": trainer.global_step, "world": trainer.world_size, "data": self.data},
+            Path(sys.argv[1]) / f"rank{trainer.global_rank}.pt",
+        )
+
+
+torch.set_num_threads(1)
+over = [f"out={sys.argv[1]}/run", f"trainer.sync_batchnorm={sys.argv[2]}", "data.name=synthetic", "data.n=64",
+        "data.size=16", "data.num_workers=0", "augment.size=16", "model.backbone=small_cnn",
+        "model.channels_last=false", "method=simclr", "method_args.proj_hidden_dim=32", "method_args.proj_dim=16",
+        "augself.crop=1.0", "trainer.batch_size=8", "trainer.max_steps=2", "trainer.epochs=1",
+        "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "trainer.progress_bar=false",
+        "monitor.online_probe=false", "monitor.every_n_epochs=0"]
+run_pretrain(load_config(None, over), callbacks=[Record()])
+"""
+
+
+def test_lightning_ddp_cpu_run_with_sync_bn(tmp_path: Path) -> None:
+    """``trainer.strategy=ddp, accelerator=cpu, devices=2, sync_batchnorm=true`` through ``run_pretrain``
+    (Lightning launches the second rank as a subprocess) trains 2 steps and exports the backbone. Every
+    BatchNorm is converted to :class:`GlobalSyncBatchNorm`, so both ranks hold the same running statistics
+    although they saw different samples (without the sync they differ; see ``byol_unsynced_bn`` above)."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp_run.py"
+    script.write_text(_LIGHTNING_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    for var in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_PORT"):
+        env.pop(var, None)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), "true"], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    assert r0["world"] == r1["world"] == 2 and r0["steps"] == r1["steps"] == 2
+    assert r0["sync"] and all(r0["sync"]) and all(r1["sync"]), "BatchNorm layers were not converted"
+    assert load_backbone(tmp_path / "run" / "backbone.pt").dim == 256, "the exported backbone reloads"
+    assert not torch.allclose(r0["data"], r1["data"]), "both ranks saw the same batch: the check below is blind"
+    torch.testing.assert_close(r0["mean"], r1["mean"], rtol=1e-5, atol=1e-7)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from augself.augment import TARGETS, ViewConfig, ViewParams, absolute_targets, relative_targets
 from augself.augment.sample import sample_params
@@ -128,3 +130,33 @@ def test_unknown_name_suggests_closest() -> None:
         relative_targets(_random(0), _random(1), ["crop", "colour"], CFG)
     with pytest.raises(ValueError, match="valid names"):
         absolute_targets(_random(0), ["xyz"], CFG)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed_a=st.integers(0, 2**31 - 1),
+    seed_b=st.integers(0, 2**31 - 1),
+    strength=st.sampled_from([0.5, 1.0, 2.0]),
+    n=st.integers(1, 9),
+)
+def test_target_properties(seed_a: int, seed_b: int, strength: float, n: int) -> None:
+    """For any sampled records: a vs a is zero, swapping negates (equal flips), ranges hold, and
+    flipping view a mirrors only the x-centre difference."""
+    cfg = CFG.with_(color_strength=strength)
+    a = sample_params(cfg, n, generator=torch.Generator().manual_seed(seed_a), input_size=(29, 31))
+    b = sample_params(cfg, n, generator=torch.Generator().manual_seed(seed_b), input_size=(29, 31))
+    same = relative_targets(a, a, ALL, cfg)
+    for name in ("crop", "color", "blur", "sol"):
+        assert torch.equal(same[name], torch.zeros_like(same[name])), name
+    b.flip = a.flip.clone()
+    ab, ba = relative_targets(a, b, ALL, cfg), relative_targets(b, a, ALL, cfg)
+    for name in ("crop", "color", "blur", "sol"):
+        torch.testing.assert_close(ab[name], -ba[name])
+        # normalised by the configured ranges; unapplied blur has sigma 0, below the range: bound 2.0 / 1.9
+        bound = 2.0 / 1.9 if name == "blur" else 1.0
+        assert ab[name].abs().max() <= bound + 1e-6, name
+    assert torch.equal((ab["rot"] + ba["rot"]) % 4, torch.zeros_like(ab["rot"]))
+    a.flip = ~a.flip
+    mirrored = relative_targets(a, b, ["crop"], cfg)["crop"]
+    torch.testing.assert_close(mirrored[:, 1], -ab["crop"][:, 1])
+    torch.testing.assert_close(mirrored[:, [0, 2, 3]], ab["crop"][:, [0, 2, 3]])

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError, OSError)
+"""Bad input, a bad configuration, an unusable output folder: one line on stderr, exit status 2."""
+TRAINING_FAILURES: tuple[type[BaseException], ...] = (FloatingPointError,)
+"""A NaN / inf loss or weights: one line naming the step, the loss terms and the last good checkpoint, exit 1."""
+
+
+def _format_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> str:
+    return f"augself: warning: {message}\n"
 
 
 def _pretrain(args: argparse.Namespace) -> None:
@@ -16,6 +24,8 @@ def _pretrain(args: argparse.Namespace) -> None:
     overrides = list(args.overrides)
     if args.out:
         overrides.append(f"out={args.out}")
+    if args.skip_corrupt:
+        overrides.append("data.skip_corrupt=true")
     cfg = load_config(args.config, overrides)
     out = run_pretrain(cfg, resume=args.resume)
     print(f"run directory: {out}\nbackbone: {out / 'backbone.pt'}")
@@ -43,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--config", help="YAML config (see configs/)")
     pt.add_argument("--out", help="run directory (same as out=...)")
     pt.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/last.ckpt")
+    pt.add_argument(
+        "--skip-corrupt",
+        action="store_true",
+        help="skip (and count) image files that cannot be decoded instead of stopping (data.skip_corrupt=true)",
+    )
     pt.add_argument(
         "overrides", nargs="*", help="key=value overrides, e.g. augself.crop=1.0 trainer.epochs=10"
     )
@@ -77,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    original = warnings.formatwarning
+    if not args.debug:
+        warnings.formatwarning = _format_warning  # type: ignore[assignment]
     try:
         args.func(args)
     except KeyboardInterrupt:
@@ -87,6 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"augself {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except TRAINING_FAILURES as e:
+        if args.debug:
+            raise
+        print(f"augself {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        warnings.formatwarning = original
     return 0
 
 

@@ -7,6 +7,7 @@ AugSelf is switched on by one entry, e.g. ``augself: {crop: 1.0, color: 1.0}``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -106,10 +107,16 @@ class TrainerConfig:
     accumulate_grad_batches: int = 1
     sync_batchnorm: bool = True
     checkpoint_every_n_epochs: int = 10
+    """Keep ``checkpoints/epoch=N.ckpt`` every N epochs (``last.ckpt`` is rewritten at every epoch start)."""
+    checkpoint_every_n_steps: int = 0
+    """Also rewrite ``last.ckpt`` every N optimizer steps (0 = only at epoch boundaries); bounds the work a
+    killed job loses. Each save is atomic (temporary file + ``os.replace``)."""
     log_every_n_steps: int = 10
     loggers: list[str] = field(default_factory=lambda: ["csv"])
     progress_bar: bool = True
     deterministic: bool = False
+    """``torch.use_deterministic_algorithms(True)`` (via Lightning): needed for bit-identical GPU runs; slower,
+    and an op without a deterministic kernel then raises. CPU runs are deterministic without it."""
 
 
 @dataclass
@@ -154,7 +161,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
         obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as e:
-        raise ConfigError(str(e).splitlines()[0] + _key_hint(e)) from None
+        raise ConfigError(_omegaconf_message(e, overrides or [])) from None
     except (TypeError, ValueError) as e:
         if isinstance(e, ConfigError):
             raise
@@ -185,6 +192,23 @@ def _key_hint(e: OmegaConfBaseException) -> str:
     return f" (key: {key})" if key else ""
 
 
+def _omegaconf_message(e: OmegaConfBaseException, overrides: list[str]) -> str:
+    """One line for an OmegaConf error, naming the key, or else the override that causes it."""
+    msg = str(e).splitlines()[0]
+    if "$VALUE" in msg:  # an unformatted OmegaConf template
+        msg = "a value could not be converted to the expected type"
+    hint = _key_hint(e)
+    if hint:
+        return msg + hint
+    base = OmegaConf.structured(PretrainConfig)
+    for o in overrides:
+        try:
+            OmegaConf.to_object(OmegaConf.merge(base, OmegaConf.from_dotlist([o])))
+        except (OmegaConfBaseException, TypeError, ValueError):
+            return f"{msg} (override {o!r})"
+    return msg
+
+
 def validate(cfg: PretrainConfig) -> None:
     """Cross-field checks that OmegaConf's type checks cannot express; raises :class:`ConfigError`."""
     try:
@@ -206,12 +230,18 @@ def _validate(cfg: PretrainConfig) -> None:
         check_name(cfg.model.backbone, BACKBONES, "backbone")
     for name, lam in cfg.augself.items():
         check_name(name, TARGETS, "AugSelf augmentation")
-        if not lam >= 0:
-            raise ConfigError(f"augself.{name} must be >= 0, got {lam}")
-    if cfg.essl.weight < 0:
-        raise ConfigError(f"essl.weight must be >= 0, got {cfg.essl.weight}")
+        if not (lam >= 0 and math.isfinite(lam)):
+            raise ConfigError(f"augself.{name} must be a finite number >= 0, got {lam}")
+    if not (cfg.essl.weight >= 0 and math.isfinite(cfg.essl.weight)):
+        raise ConfigError(f"essl.weight must be a finite number >= 0, got {cfg.essl.weight}")
     if cfg.trainer.batch_size < 2:
         raise ConfigError(f"trainer.batch_size must be >= 2, got {cfg.trainer.batch_size}")
+    t = cfg.trainer
+    for name in ("checkpoint_every_n_epochs", "checkpoint_every_n_steps"):
+        if getattr(t, name) < 0:
+            raise ConfigError(f"trainer.{name} must be >= 0, got {getattr(t, name)}")
+    if t.log_every_n_steps < 1:
+        raise ConfigError(f"trainer.log_every_n_steps must be >= 1, got {t.log_every_n_steps}")
     if cfg.trainer.epochs < 1 and cfg.trainer.max_steps <= 0:
         raise ConfigError("trainer.epochs must be >= 1 (or set trainer.max_steps)")
     if cfg.optim.base_lr <= 0:

@@ -151,7 +151,7 @@ class Augmenter(nn.Module):
         if len(params) != images.shape[0]:
             raise ValueError(f"params are for {len(params)} samples but images has {images.shape[0]}")
         crop = decompose_crop(params.crop.to(images.device), source_crop)
-        return self._apply_view(images, params.to(images.device), crop, self._view(view_index))
+        return self._apply_view(ops.to_float(images), params.to(images.device), crop, self._view(view_index))
 
     @staticmethod
     def _apply_view(images: Tensor, p: ViewParams, crop: Tensor, cfg: ViewConfig) -> Tensor:
@@ -176,10 +176,11 @@ class Augmenter(nn.Module):
         images = check_images(images)
         B, _, H, W = images.shape
         source_crop = check_source_crop(source_crop, B)
+        src = ops.to_float(images)  # uint8 -> float once, shared by all views
         out: list[View] = []
         for i, cfg in enumerate(self.cfg.views):
             p = self.sample(i, B, generator=generator, device=images.device, input_size=(H, W))
-            x = self._apply_view(images, p, p.crop, cfg)
+            x = self._apply_view(src, p, p.crop, cfg)
             p.crop = compose_crop(p.crop, source_crop)
             out.append(View(x, p))
         return out

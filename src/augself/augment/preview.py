@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from augself.augment.config import ViewConfig
+from augself.augment.config import AugmentConfig, ViewConfig
 from augself.augment.params import ViewParams
 from augself.augment.pipeline import Augmenter
 from augself.augment.targets import relative_targets
@@ -114,3 +114,66 @@ def render_preview(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return path
+
+
+def _load_preview_images(data: str, source_size: int, n: int, seed: int) -> tuple[Tensor, Tensor]:
+    """``n`` uint8 images (n, C, s, s) and their source crops from a dataset name or image-folder path.
+
+    The generated ``synthetic`` set is drawn with exactly ``n`` samples (fast); other datasets are read
+    through :func:`augself.data.build_dataset` (split ``all`` for one un-split folder, else ``train``) and
+    ``n`` samples are taken evenly spaced over the split, so several classes show up.
+    """
+    from augself.data import build_dataset
+
+    if data == "synthetic":
+        ds = build_dataset("synthetic", "train", size=source_size, seed=seed, n=n)
+    else:
+        try:
+            ds = build_dataset(data, "all", size=source_size, seed=seed)
+        except ValueError:  # pre-split folder or named dataset without an "all" split
+            ds = build_dataset(data, "train", size=source_size, seed=seed)
+    total = len(ds)  # type: ignore[arg-type]
+    if total == 0:
+        raise ValueError(f"dataset {data!r} has no images to preview")
+    idx = torch.linspace(0, total - 1, min(n, total)).round().long().unique().tolist()
+    samples = [ds[i] for i in idx]
+    images = torch.stack([s["image"] for s in samples])
+    crops = torch.stack([torch.as_tensor(s["source_crop"], dtype=torch.float32) for s in samples])
+    return images, crops
+
+
+def preview_dataset(
+    data: str = "synthetic",
+    out: str | Path = "runs/preview.png",
+    *,
+    size: int = 64,
+    n_pairs: int = 6,
+    seed: int = 0,
+    source_size: int | None = None,
+    augment: AugmentConfig | None = None,
+) -> Path:
+    """Render view pairs of ``data`` (a dataset name, e.g. the built-in ``synthetic``, or an image-folder path)
+    with their recorded parameters and AugSelf targets into the PNG ``out``; returns its path.
+
+    Images are brought to ``source_size`` (default ``size``) as the data loaders do (the decode crop is
+    recorded and composed into the views' crops), then augmented by ``augment`` (default: two SimCLR/AugSelf
+    views of side ``size`` plus solarize 0.2 and rotation 0.25 so every recorded field shows up) with a
+    generator seeded by ``seed``. Takes about a second for the defaults.
+    """
+    if int(size) < 8:
+        raise ValueError(f"preview size must be at least 8 pixels, got {size}")
+    if int(n_pairs) < 1:
+        raise ValueError(f"preview needs at least one pair (n_pairs >= 1), got {n_pairs}")
+    src = int(source_size) if source_size is not None else int(size)
+    if src < 1:
+        raise ValueError(f"source_size must be positive, got {source_size}")
+    images, crops = _load_preview_images(str(data), src, int(n_pairs), int(seed))
+    if augment is None:
+        augment = AugmentConfig.symmetric(2, size=int(size), solarize_p=0.2, rotate_p=0.25)
+    aug = Augmenter(augment)
+    names = ["crop", "color", "flip", "blur"]
+    if any(v.solarize_p > 0 for v in aug.views):
+        names.append("sol")
+    if any(v.rotate_p > 0 for v in aug.views):
+        names.append("rot")
+    return render_preview(images, aug, out, n_pairs=int(n_pairs), seed=int(seed), names=names, source_crop=crops)

@@ -117,4 +117,8 @@ def build_dataset(
         path = Path(root) / path
     if path.is_dir():
         return _folder_dataset(path, split, size, seed, **kw)
+    if path.exists():
+        raise DatasetError(f"dataset path {str(path)!r} is a file, not a folder", FOLDER_LAYOUT)
+    if os.sep in name_or_path or name_or_path.startswith((".", "~")):
+        raise DatasetError(f"dataset folder {str(path)!r} does not exist", FOLDER_LAYOUT)
     raise _closest_error(name_or_path)

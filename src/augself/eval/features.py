@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-__all__ = ["FeatureCache", "extract_features", "hash_state_dict", "normalise_images"]
+__all__ = ["FeatureCache", "extract_features", "hash_state_dict", "load_eval_backbone", "normalise_images"]
 
 
 def normalise_images(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
@@ -215,3 +215,47 @@ class FeatureCache:
         }
         self.save(k, feats, labels, meta)
         return feats, labels
+
+
+def load_eval_backbone(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a backbone for evaluation and its pretraining preprocessing.
+
+    ``path`` is a ``backbone.pt`` (:func:`augself.models.save_backbone`) or a run directory holding one.
+    The preprocessing ``{"size", "mean", "std", "source", "backbone_path"}`` is read from the run's
+    ``config.yaml`` (``augment.size`` / ``augment.mean`` / ``augment.std``, next to the backbone file) when
+    present; otherwise it falls back to the :class:`~augself.augment.config.ViewConfig` defaults (32 px,
+    mean 0.5, std 0.25) and says so in ``source``.
+    """
+    import yaml
+
+    from augself.augment.config import ViewConfig
+    from augself.models.backbones import load_backbone
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        p = p / "backbone.pt"
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"backbone not found: {p} (give a backbone.pt written by `augself pretrain` or its run directory)"
+        )
+    backbone = load_backbone(p)
+    d = ViewConfig()
+    prep: dict[str, Any] = {"size": d.size, "mean": list(d.mean), "std": list(d.std)}
+    cfg_path = p.parent / "config.yaml"
+    source = "defaults (no config.yaml next to the backbone)"
+    if cfg_path.is_file():
+        try:
+            cfg = yaml.safe_load(cfg_path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{cfg_path}: not valid YAML ({e})") from e
+        aug = cfg.get("augment") or {} if isinstance(cfg, dict) else {}
+        for k in ("size", "mean", "std"):
+            if aug.get(k) is not None:
+                prep[k] = aug[k]
+        source = str(cfg_path)
+    prep["size"] = int(prep["size"])
+    prep["mean"] = [float(v) for v in prep["mean"]]
+    prep["std"] = [float(v) for v in prep["std"]]
+    prep["source"] = source
+    prep["backbone_path"] = str(p)
+    return backbone, prep

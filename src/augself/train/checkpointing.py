@@ -308,6 +308,16 @@ class ResumableCheckpoint(L.Callback):
                 with contextlib.suppress(OSError):
                     stale.unlink()
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning builds the train iterator while estimating the stepping batches for the lr schedule, before
+        # it restores the loop state, and then never hands the saved sampler position to the loader. Hand it over
+        # here and rebuild the iterator so that a resumed run continues inside the interrupted epoch.
+        fit_loop = trainer.fit_loop
+        if fit_loop._combined_loader_states_to_load and fit_loop._combined_loader is not None:
+            fit_loop._load_combined_loader_states()
+            if fit_loop._data_fetcher is not None:
+                iter(fit_loop._data_fetcher)
+
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
@@ -360,7 +370,7 @@ class ResumableCheckpoint(L.Callback):
         self._state = self._capture(trainer)
         step = trainer.global_step
         try:
-            trainer.save_checkpoint(self.last)
+            trainer.save_checkpoint(self.last, weights_only=False)
         except NonFiniteWeightsError as e:
             raise NonFiniteWeightsError(
                 f"the model weights became non-finite by step {step} ({e}); training stopped; "

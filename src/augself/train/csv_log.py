@@ -19,11 +19,29 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 
+def _atomic_write_rows(path: str, fieldnames: list[str], rows: list[dict[str, Any]]) -> None:
+    """Write a CSV through a temporary file + fsync + ``os.replace`` (a kill leaves the old or the new file)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 class _KeepingWriter(ExperimentWriter):
-    """Lightning's writer, minus the deletion of an existing ``metrics.csv`` (the logger rewrites it)."""
+    """Lightning's writer, minus the deletion of an existing ``metrics.csv`` (the logger handles it), and with
+    an atomic rewrite when new columns appear (Lightning truncates the file in place: a kill then loses it)."""
 
     def _check_log_dir_exists(self) -> None:
         pass
+
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+        with open(self.metrics_file_path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if None not in r]
+        _atomic_write_rows(self.metrics_file_path, fieldnames, rows)
 
 
 def read_rows(path: Path, keep_rows: int | None = None, before_step: int | None = None) -> list[dict[str, str]]:
@@ -66,25 +84,13 @@ class ResumableCSVLogger(CSVLogger):
     def experiment(self) -> Any:
         if self._experiment is not None:
             return self._experiment
-        if not self._resuming:
-            return super().experiment
         os.makedirs(self.root_dir, exist_ok=True)
         exp = _KeepingWriter(log_dir=self.log_dir)
         keys = sorted({k for r in self._previous for k in r})
-        tmp = exp.metrics_file_path + ".tmp"
-        with open(tmp, "w", newline="") as f:
-            if keys:
-                writer = csv.DictWriter(f, fieldnames=keys)
-                writer.writeheader()
-                writer.writerows(self._previous)
-            f.flush()
-            os.fsync(f.fileno())
         if keys:
-            os.replace(tmp, exp.metrics_file_path)
-        else:
-            os.remove(tmp)
-            if os.path.isfile(exp.metrics_file_path):
-                os.remove(exp.metrics_file_path)
+            _atomic_write_rows(exp.metrics_file_path, keys, self._previous)
+        elif os.path.isfile(exp.metrics_file_path):  # a fresh run, or a resume before the first row
+            os.remove(exp.metrics_file_path)
         exp.metrics_keys = keys
         self.rows_written = len(self._previous)
         self._previous = []

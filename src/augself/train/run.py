@@ -3,9 +3,14 @@
 Run directory layout::
 
     <out>/config.yaml           resolved configuration
-    <out>/checkpoints/last.ckpt latest checkpoint (plus epoch=N.ckpt every N epochs)
+    <out>/checkpoints/last.ckpt latest checkpoint (plus epoch=N.ckpt every N epochs), written atomically
     <out>/metrics.csv           CSV log (TensorBoard / W&B when asked)
     <out>/backbone.pt           plain backbone: ``augself.load_backbone(path)``
+
+Fault tolerance (see :mod:`augself.train.checkpointing`): ``last.ckpt`` is written at step boundaries through a
+temporary file + ``os.replace``; it holds the weights (with EMA targets and MoCo queue), optimizer, scheduler,
+loop progress, the sampler position, the torch / numpy / python / augmentation RNG states and the partial epoch
+metrics, so ``--resume`` after a ``kill -9`` continues exactly (on CPU: a bit-identical ``metrics.csv``).
 """
 
 from __future__ import annotations
@@ -13,20 +18,31 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
 from lightning.pytorch.loggers import Logger
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
-from augself.config import ConfigError, PretrainConfig, to_yaml
+from augself.config import ConfigError, PretrainConfig, to_dict, to_yaml
 from augself.data.folder import FileListDataset
 from augself.data.registry import build_dataset
 from augself.models.backbones import save_backbone
+from augself.train.checkpointing import (
+    AtomicCheckpointIO,
+    ResumableCheckpoint,
+    check_free_space,
+    check_resume_config,
+    checkpoint_bytes,
+    ensure_writable,
+)
 from augself.train.csv_log import ResumableCSVLogger
-from augself.train.module import PretrainModule
+from augself.train.module import NonFiniteLossError, PretrainModule
 from augself.train.monitors import KNNMonitor
+from augself.train.sampler import ResumableDataLoader, ResumableSampler
+from augself.train.sync_bn import SyncBatchNormPlugin
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +103,13 @@ def maybe_cache(dataset: Dataset, cfg: PretrainConfig) -> Dataset:
     return cached
 
 
-def _loggers(cfg: PretrainConfig, out: Path, resume_step: int | None) -> list[Logger]:
+def _loggers(
+    cfg: PretrainConfig, out: Path, resume_step: int | None, keep_rows: int | None = None
+) -> list[Logger]:
     loggers: list[Logger] = []
     for name in cfg.trainer.loggers:
         if name == "csv":
-            loggers.append(ResumableCSVLogger(out, keep_before_step=resume_step))
+            loggers.append(ResumableCSVLogger(out, keep_before_step=resume_step, keep_rows=keep_rows))
         elif name == "tensorboard":
             from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -106,21 +124,21 @@ def _loggers(cfg: PretrainConfig, out: Path, resume_step: int | None) -> list[Lo
 
 
 def build_trainer(
-    cfg: PretrainConfig, out: Path, callbacks: list[L.Callback], resume_step: int | None = None
+    cfg: PretrainConfig,
+    out: Path,
+    callbacks: list[L.Callback],
+    resume_step: int | None = None,
+    keep_rows: int | None = None,
 ) -> L.Trainer:
+    """A Trainer with atomic, exactly resumable checkpoints (:class:`ResumableCheckpoint` first in line)."""
     t = cfg.trainer
-    ckpt = ModelCheckpoint(
-        dirpath=out / "checkpoints",
-        filename="epoch={epoch}",
-        auto_insert_metric_name=False,
-        every_n_epochs=max(1, t.checkpoint_every_n_epochs),
-        save_top_k=-1,
-        save_last=True,
+    ckpt = ResumableCheckpoint(
+        out / "checkpoints", every_n_steps=t.checkpoint_every_n_steps, every_n_epochs=t.checkpoint_every_n_epochs
     )
     extra: list[L.Callback] = [ckpt, *callbacks]
     if t.progress_bar:
         extra.append(TQDMProgressBar(refresh_rate=10))
-    loggers = _loggers(cfg, out, resume_step)
+    loggers = _loggers(cfg, out, resume_step, keep_rows)
     if loggers:
         extra.append(LearningRateMonitor(logging_interval="step"))
     return L.Trainer(
@@ -137,11 +155,30 @@ def build_trainer(
         log_every_n_steps=t.log_every_n_steps,
         logger=loggers or False,
         callbacks=extra,
+        enable_checkpointing=False,  # ResumableCheckpoint writes the checkpoints
+        plugins=[AtomicCheckpointIO(), *([SyncBatchNormPlugin()] if t.sync_batchnorm else [])],  # CPU + GPU
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
         deterministic=t.deterministic,
         use_distributed_sampler=True,
     )
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ConfigError(f"--resume: cannot read checkpoint {path} ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or "global_step" not in ckpt or "state_dict" not in ckpt:
+        raise ConfigError(f"--resume: {path} is not a Lightning checkpoint written by `augself pretrain`")
+    return ckpt
+
+
+def _callback_state(ckpt: dict[str, Any], cls: type) -> dict[str, Any]:
+    for key, state in (ckpt.get("callbacks") or {}).items():
+        if str(key).split("{")[0] == cls.__qualname__ and isinstance(state, dict):
+            return state
+    return {}
 
 
 def run_pretrain(
@@ -150,6 +187,10 @@ def run_pretrain(
     """Pretrain according to ``cfg``; with ``resume`` continue from ``<out>/checkpoints/last.ckpt``.
 
     ``callbacks`` are extra Lightning callbacks (e.g. early stopping, custom logging).
+    Raises :class:`ConfigError` (a ``ValueError``) for user errors (an existing run without ``resume``, a
+    checkpoint written with another configuration, a batch larger than the dataset),
+    :class:`augself.train.checkpointing.OutputFolderError` for a read-only or full output folder and
+    :class:`NonFiniteLossError` when the loss becomes NaN / inf (``last.ckpt`` then holds the last good step).
     """
     out = Path(cfg.out)
     last = out / "checkpoints" / "last.ckpt"
@@ -157,15 +198,30 @@ def run_pretrain(
         raise ConfigError(f"--resume: no checkpoint at {last}")
     if not resume and last.exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    ckpt = _load_checkpoint(last) if resume else None
+    ensure_writable(out)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     d = cfg.data
     dataset = build_dataset(d.name, d.split, size=d.size, root=d.root, seed=cfg.seed, **_data_kwargs(cfg))
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise ConfigError(f"dataset {d.name!r} (split {d.split!r}) holds no images")
     if cfg.trainer.batch_size > len(dataset):  # type: ignore[arg-type]
         raise ConfigError(
             f"trainer.batch_size={cfg.trainer.batch_size} is larger than the dataset ({len(dataset)} images)"  # type: ignore[arg-type]
         )
     num_classes = _num_classes(dataset)
+    resume_step: int | None = None
+    keep_rows: int | None = None
+    if ckpt is not None:
+        changed = check_resume_config(ckpt, to_dict(cfg), num_classes, last)
+        for line in changed:
+            log.warning("resuming with a changed setting (the run now differs from an uninterrupted one): %s", line)
+        resume_step = int(ckpt["global_step"])
+        rows = _callback_state(ckpt, ResumableCheckpoint).get("csv_rows")
+        keep_rows = int(rows) if rows is not None else None
+        del ckpt
     module = PretrainModule(cfg, num_classes)
+    check_free_space(out, 2 * checkpoint_bytes(module))
 
     callbacks = list(callbacks or [])
     if cfg.monitor.every_n_epochs > 0 and num_classes:
@@ -187,30 +243,29 @@ def run_pretrain(
                 seed=cfg.seed,
             )
         )
-    out.mkdir(parents=True, exist_ok=True)
-    resume_step = (
-        int(torch.load(last, map_location="cpu", weights_only=False)["global_step"]) if resume else None
-    )
-    trainer = build_trainer(cfg, out, callbacks, resume_step)
+    trainer = build_trainer(cfg, out, callbacks, resume_step, keep_rows)
     (out / "config.yaml").write_text(to_yaml(cfg))
     dataset = maybe_cache(dataset, cfg)
-    # A seeded sampler makes the data order a function of (seed, epoch): needed for exact resume.
-    sampler = (
-        DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=cfg.seed, drop_last=True)
-        if trainer.world_size == 1
-        else None
-    )
-    loader = DataLoader(
-        dataset,
-        batch_size=cfg.trainer.batch_size,
-        sampler=sampler,
-        shuffle=sampler is None,
-        drop_last=True,
-        num_workers=d.num_workers,
-        persistent_workers=d.num_workers > 0,
-        pin_memory=torch.cuda.is_available(),
-    )
-    trainer.fit(module, loader, ckpt_path=str(last) if resume else None)
+    loader: DataLoader
+    common: dict[str, Any] = {
+        "batch_size": cfg.trainer.batch_size,
+        "drop_last": True,
+        "num_workers": d.num_workers,
+        "persistent_workers": d.num_workers > 0,
+        "pin_memory": torch.cuda.is_available(),
+    }
+    if trainer.world_size == 1:
+        # The data order is a function of (seed, epoch) and the position inside the epoch is checkpointed:
+        # a run resumed mid-epoch sees exactly the remaining batches of the interrupted one.
+        sampler = ResumableSampler(len(dataset), seed=cfg.seed)  # type: ignore[arg-type]
+        loader = ResumableDataLoader(dataset, sampler=sampler, **common)
+    else:  # Lightning injects a DistributedSampler (seeded; resume restarts the interrupted epoch)
+        loader = DataLoader(dataset, shuffle=True, **common)
+    ckpt_cb = next(c for c in trainer.callbacks if isinstance(c, ResumableCheckpoint))
+    try:
+        trainer.fit(module, loader, ckpt_path=str(last) if resume else None)
+    except NonFiniteLossError as e:
+        raise NonFiniteLossError(f"{e}; training stopped; {ckpt_cb.describe_last()}") from None
     if trainer.is_global_zero:
         save_backbone(module.method.backbone, out / "backbone.pt")
     return out

@@ -1,0 +1,171 @@
+"""Writers for evaluation outputs: JSON records, the transfer Markdown table and the PNG bar chart.
+
+A *headline* is one scalar per (protocol, metric) taken from an evaluation record (the dict written by
+``augself eval ...``): linear -> its selection metric (top-1 or mean per-class accuracy), kNN -> top-1,
+few-shot -> one entry per shot count (mean with its 95 % confidence interval).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "bar_chart",
+    "headlines",
+    "markdown_table",
+    "slug",
+    "summary_line",
+    "write_json",
+]
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of ``text`` (letters, digits, ``.``, ``_``, ``-``)."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._")
+    return s or "data"
+
+
+def _finite(v: Any) -> Any:
+    """JSON has no NaN/inf: map them to None (recursively)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {str(k): _finite(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_finite(x) for x in v]
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """Atomically write ``obj`` as indented JSON (NaN -> null) to ``path``; returns the path."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_finite(obj), f, indent=2, default=str)
+            f.write("\n")
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return p
+
+
+def headlines(record: dict[str, Any]) -> list[tuple[str, float, float | None]]:
+    """``[(label, value, ci95 or None), ...]`` of an evaluation record (see the module docstring)."""
+    proto = record["protocol"]
+    m = record["metrics"]
+    if proto == "linear":
+        key = m.get("metric", "top1")
+        name = "linear-sgd" if record.get("settings", {}).get("sgd") else "linear"
+        return [(f"{name} {key}", float(m[key]), None)]
+    if proto == "knn":
+        s = record.get("settings", {})
+        return [(f"knn top1 (k={s.get('k')}, T={s.get('t')})", float(m["top1"]), None)]
+    if proto == "fewshot":
+        out = []
+        for key, v in m.items():
+            if isinstance(v, dict) and "mean" in v:
+                ways, shots = key.split("way")
+                out.append((f"{ways}-way {shots.replace('shot', '')}-shot", float(v["mean"]), float(v["ci95"])))
+        return out
+    raise ValueError(f"no headline metrics for protocol {proto!r}")
+
+
+def summary_line(record: dict[str, Any]) -> str:
+    """One human-readable line: protocol, dataset and the headline numbers."""
+    parts = []
+    for label, v, ci in headlines(record):
+        parts.append(f"{label} {v:.2f}" + (f" ± {ci:.2f}" if ci is not None else ""))
+    extra = ""
+    if record["protocol"] == "linear" and "best_wd" in record["metrics"]:
+        m = record["metrics"]
+        other = "class-avg" if m.get("metric", "top1") == "top1" else "top1"
+        extra = f" ({other} {m[other]:.2f}, best wd {m['best_wd']:.3g})"
+    return f"{record['protocol']} on {record['dataset']}: " + ", ".join(parts) + extra
+
+
+def _fmt(v: float | None, ci: float | None = None) -> str:
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    return f"{v:.2f}" + (f" ± {ci:.2f}" if ci is not None and math.isfinite(ci) else "")
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], runs: Sequence[str]) -> str:
+    """Rows = (dataset, protocol/metric), columns = runs, then ``Δ <run>`` = run minus the first run.
+
+    ``rows``: ``{"dataset", "metric", "values": [float | None per run], "ci": [float | None per run]}``.
+    """
+    head = ["dataset", "protocol / metric", *runs, *(f"Δ {r}" for r in runs[1:])]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    for row in rows:
+        vals = row["values"]
+        cis = row.get("ci") or [None] * len(vals)
+        cells = [str(row["dataset"]), str(row["metric"])]
+        cells += [_fmt(v, c) for v, c in zip(vals, cis, strict=True)]
+        base = vals[0]
+        for v in vals[1:]:
+            ok = v is not None and base is not None and math.isfinite(v) and math.isfinite(base)
+            cells.append(f"{v - base:+.2f}" if ok else "n/a")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(
+    rows: Sequence[dict[str, Any]], runs: Sequence[str], path: str | os.PathLike[str], title: str = ""
+) -> Path:
+    """Grouped bar chart (one group per row, one bar per run, 95 % CI error bars where known) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    n_rows, n_runs = len(rows), max(1, len(runs))
+    width = 0.8 / n_runs
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * n_rows * max(1.0, n_runs / 2) + 1.5), 4.2))
+    x = np.arange(n_rows)
+    for j, run in enumerate(runs):
+        vals = [r["values"][j] for r in rows]
+        cis = [(r.get("ci") or [None] * n_runs)[j] for r in rows]
+        h = [v if v is not None and math.isfinite(v) else 0.0 for v in vals]
+        err = [c if c is not None and math.isfinite(c) else 0.0 for c in cis]
+        bars = ax.bar(
+            x + (j - (n_runs - 1) / 2) * width, h, width, yerr=err if any(err) else None, capsize=2, label=run
+        )
+        for b, v in zip(bars, vals, strict=True):
+            if v is not None and math.isfinite(v):
+                ax.annotate(
+                    f"{v:.1f}",
+                    (b.get_x() + b.get_width() / 2, b.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    xytext=(0, 1),
+                    textcoords="offset points",
+                )
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{r['dataset']}\n{r['metric']}" for r in rows], fontsize=8)
+    ax.set_ylabel("accuracy (%)")
+    top = max([v for r in rows for v in r["values"] if v is not None and math.isfinite(v)] or [100.0])
+    ax.set_ylim(0, min(105.0, top * 1.12 + 1))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=120)
+    plt.close(fig)
+    return p
