@@ -133,8 +133,14 @@ def test_run_awareness_writes_json_markdown_png(tmp_path) -> None:
     bare = tmp_path / "plain.pt"
     save_backbone(build_backbone("small_cnn", widths=(4, 8, 8, 16)), bare)
     out = tmp_path / "out"
+    # a bare backbone file has no recorded preprocessing: a clear error, never a silent default
+    with pytest.raises(ValueError, match="--size"):
+        run_awareness([run, bare], str(tmp_path / "imgs"), tmp_path / "o0", n=16, progress=False)
+    (tmp_path / "plain").mkdir()
+    bare = bare.rename(tmp_path / "plain" / "backbone.pt")
+    (tmp_path / "plain" / "config.yaml").write_text("augment:\n  size: 16\n")
     res = run_awareness(
-        [run, bare],
+        [run, bare.parent],
         str(tmp_path / "imgs"),
         out,
         n=16,
@@ -149,7 +155,7 @@ def test_run_awareness_writes_json_markdown_png(tmp_path) -> None:
     assert [r["name"] for r in data["runs"]] == ["run_a", "plain"]
     a, b = data["runs"]
     assert a["preprocessing"]["size"] == 12 and a["preprocessing"]["mean"] == [0.4] * 3  # from config.yaml
-    assert b["preprocessing"]["size"] == 32 and "defaults" in b["preprocessing"]["source"]
+    assert b["preprocessing"]["size"] == 16 and b["preprocessing"]["mean"] == [0.5] * 3  # default mean
     assert data["n_images"] == 16 and res["runs"][0]["report"]["settings"]["size"] == 12
     md = (out / "awareness.md").read_text()
     assert "| run_a | plain |" in md and "strength 2" in md and "| flip (p=0.5) | accuracy % |" in md

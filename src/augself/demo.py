@@ -95,7 +95,12 @@ def _pretrain(arm: str, args: argparse.Namespace, seed: int, out: Path) -> torch
         f"trainer.batch_size={args.batch_size}",
         *args.overrides,
     ]
-    run = run_pretrain(load_config(None, over), resume=False)
+    # The demo's own runs are continued (or reused when finished) on a second call with the same settings, so a
+    # repeated or interrupted ``make demo`` loses nothing; different settings stop with a clear message.
+    resume = (out / "checkpoints" / "last.ckpt").is_file()
+    if resume:
+        print(f"[demo] continuing the run in {out} (delete it to start over)", flush=True)
+    run = run_pretrain(load_config(None, over), resume=resume)
     return load_backbone(run / "backbone.pt")
 
 
@@ -135,6 +140,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     view = ViewConfig(size=args.size)
     t0 = time.time()
+    preview = _preview(args, out / "preview.png")
     evalsets = {
         "train": SyntheticShapes(args.n_eval, size=args.size, seed=10_000, label=None, split="val"),
         "test": SyntheticShapes(args.n_test, size=args.size, seed=10_000, label=None, split="test"),
@@ -148,6 +154,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
             for task, v in scores.items():
                 per_seed[arm][task].append(v)
     results = {
+        "command": command_line(args),
         "settings": {k: v for k, v in vars(args).items() if k != "func"},
         "base_overrides": list(BASE_OVERRIDES),
         "minutes": round((time.time() - t0) / 60, 2),
@@ -159,8 +166,37 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     (out / "report.md").write_text(_report(results, table))
     plot(results, out / "chart.png")
     print(table)
-    print(f"[demo] wrote {out / 'results.json'}, {out / 'report.md'}, {out / 'chart.png'}")
+    print(f"[demo] wrote {out / 'results.json'}, {out / 'report.md'}, {out / 'chart.png'}, {preview}")
     return results
+
+
+def _preview(args: argparse.Namespace, path: Path) -> Path:
+    """The augmented view pairs the arms train on, with their recorded parameters and AugSelf targets."""
+    from augself.augment.preview import preview_dataset
+    from augself.config import load_config
+
+    cfg = load_config(None, [*BASE_OVERRIDES, f"augment.size={args.size}", *args.overrides])
+    return preview_dataset("synthetic", path, size=args.size, n_pairs=4, seed=args.seed, augment=cfg.augment.build())
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The ``augself demo`` command that reproduces these results (every option spelled out)."""
+    if args.quick:
+        return f"augself demo --quick --arms {args.arms} --seed {args.seed}"
+    parts = [
+        "augself demo",
+        f"--arms {args.arms}",
+        f"--seeds {args.seeds}",
+        f"--seed {args.seed}",
+        f"--n {args.n}",
+        f"--n-eval {args.n_eval}",
+        f"--n-test {args.n_test}",
+        f"--size {args.size}",
+        f"--epochs {args.epochs}",
+        f"--batch-size {args.batch_size}",
+        *args.overrides,
+    ]
+    return " ".join(parts)
 
 
 def _summary(values: list[float]) -> dict[str, Any]:
@@ -191,12 +227,14 @@ def markdown_table(results: dict[str, Any]) -> str:
 
 def _report(results: dict[str, Any], table: str) -> str:
     s = results["settings"]
-    cmd = f"augself demo --seeds {s['seeds']} --n {s['n']} --epochs {s['epochs']} --size {s['size']}"
+    cmd = results["command"]
     return (
         "# augself demo\n\n"
         f"Linear-probe test top-1 (%) on generated {s['size']}-px images, {s['seeds']} seed(s), "
         f"{results['minutes']} min. Command: `{cmd}`.\n\n"
-        f"{table}\n\nPretraining overrides: `{' '.join(results['base_overrides'])}`.\n"
+        f"{table}\n\nPretraining overrides: `{' '.join(results['base_overrides'])}`"
+        + (f", then `{' '.join(s['overrides'])}`" if s["overrides"] else "")
+        + ".\n\n![chart](chart.png)\n\nThe views the arms trained on: ![preview](preview.png)\n"
     )
 
 

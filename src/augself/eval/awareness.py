@@ -511,7 +511,7 @@ def run_awareness(
         raise ValueError(f"the awareness report needs n >= 10 images, got {n}")
     out = Path(out)
     dev = None if device in (None, "auto") else device
-    loaded = [load_eval_backbone(b) for b in backbones]  # fail fast on a bad path before any work
+    loaded = [load_eval_backbone(b, size=size) for b in backbones]  # fail fast on a bad path before any work
     images_by_size: dict[int, Tensor] = {}
     runs: list[dict[str, Any]] = []
     used: set[str] = set()

@@ -217,45 +217,19 @@ class FeatureCache:
         return feats, labels
 
 
-def load_eval_backbone(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
-    """Load a backbone for evaluation and its pretraining preprocessing.
+def load_eval_backbone(
+    path: str | os.PathLike[str], *, size: int | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a backbone for evaluation and its pretraining preprocessing (``{"size", "mean", "std", "source",
+    "backbone_path"}``); a thin wrapper over :func:`augself.eval.transfer.load_for_eval`, the one loader.
 
-    ``path`` is a ``backbone.pt`` (:func:`augself.models.save_backbone`) or a run directory holding one.
-    The preprocessing ``{"size", "mean", "std", "source", "backbone_path"}`` is read from the run's
-    ``config.yaml`` (``augment.size`` / ``augment.mean`` / ``augment.std``, next to the backbone file) when
-    present; otherwise it falls back to the :class:`~augself.augment.config.ViewConfig` defaults (32 px,
-    mean 0.5, std 0.25) and says so in ``source``.
+    ``path`` is a ``backbone.pt`` or a run directory holding one. The preprocessing comes from the checkpoint's
+    metadata or the run's ``config.yaml``; a bare file with neither needs ``size`` (else a clear error, never a
+    silent default).
     """
-    import yaml
+    from augself.eval.transfer import load_for_eval
 
-    from augself.augment.config import ViewConfig
-    from augself.models.backbones import load_backbone
-
-    p = Path(path).expanduser()
-    if p.is_dir():
-        p = p / "backbone.pt"
-    if not p.is_file():
-        raise FileNotFoundError(
-            f"backbone not found: {p} (give a backbone.pt written by `augself pretrain` or its run directory)"
-        )
-    backbone = load_backbone(p)
-    d = ViewConfig()
-    prep: dict[str, Any] = {"size": d.size, "mean": list(d.mean), "std": list(d.std)}
-    cfg_path = p.parent / "config.yaml"
-    source = "defaults (no config.yaml next to the backbone)"
-    if cfg_path.is_file():
-        try:
-            cfg = yaml.safe_load(cfg_path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ValueError(f"{cfg_path}: not valid YAML ({e})") from e
-        aug = cfg.get("augment") or {} if isinstance(cfg, dict) else {}
-        for k in ("size", "mean", "std"):
-            if aug.get(k) is not None:
-                prep[k] = aug[k]
-        source = str(cfg_path)
-    prep["size"] = int(prep["size"])
-    prep["mean"] = [float(v) for v in prep["mean"]]
-    prep["std"] = [float(v) for v in prep["std"]]
-    prep["source"] = source
-    prep["backbone_path"] = str(p)
-    return backbone, prep
+    lb = load_for_eval(path, size=size)
+    prep = {**lb.pre.to_dict(), "backbone_path": str(lb.path)}
+    prep["mean"], prep["std"] = list(lb.pre.mean), list(lb.pre.std)
+    return lb.backbone, prep
