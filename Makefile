@@ -24,6 +24,9 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest
 
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,bench]"
 

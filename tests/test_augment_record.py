@@ -315,3 +315,22 @@ def test_byol_views_and_colour_strength_sampling() -> None:
             assert col[:, j].min() >= lo - 1e-6 and col[:, j].max() <= hi + 1e-6, (s, j)
             assert col[:, j].min() < lo + 0.05 * (hi - lo) and col[:, j].max() > hi - 0.05 * (hi - lo), (s, j)
         assert abs(p.gray.float().mean() - gray) < 0.03
+
+
+def test_cpu_chunking_matches_single_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A view produced in several CPU chunks equals the one-pass result and is still reproduced."""
+    import augself.augment.pipeline as pipeline
+
+    cfg = ViewConfig(size=12, jitter_p=1.0, gray_p=0.5, blur_p=0.5, solarize_p=0.3, rotate_p=0.5)
+    aug = Augmenter(AugmentConfig(views=[cfg, cfg.with_(normalize=False)]))
+    x = _images(7, 3, 20, 17, seed=3)
+    whole = aug(x, generator=torch.Generator().manual_seed(9))
+    monkeypatch.setattr(pipeline, "CPU_CHUNK_BYTES", 4 * 3 * 12 * 12 * 3)  # 3 samples per chunk
+    assert pipeline.chunk_size(7, 3, 12, torch.device("cpu")) == 3
+    chunked = aug(x, generator=torch.Generator().manual_seed(9))
+    for a, b in zip(whole, chunked, strict=True):
+        torch.testing.assert_close(a.image, b.image, atol=1e-6, rtol=0)
+        assert a.image.shape == b.image.shape == (7, 3, 12, 12)
+    assert_reproduced(x, chunked, aug)
+    for i, v in enumerate(chunked):
+        assert torch.equal(aug.apply(x, v.params, i), v.image)

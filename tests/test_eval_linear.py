@@ -262,3 +262,53 @@ def test_sgd_probe_learns(augment: bool) -> None:
     )
     assert out["test"]["top1"] >= 95.0
     assert out["train_loss"][-1] < out["train_loss"][0]
+
+
+def _ill_conditioned(n: int = 500, seed: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features on scales 0.1 .. 10 with a large offset (+20): [x, 1]^T [x, 1] has condition number ~1e7."""
+    x, y = _blobs(n, 8, 3, 1.0, seed=seed)
+    return (x * torch.logspace(-1, 1, 8) + 20.0).double(), y
+
+
+def _objective_and_grad(
+    x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, wd: float
+) -> tuple[float, torch.Tensor]:
+    """The reference objective / N and its gradient, by autograd (independent of the solver's closed form)."""
+    th = theta.clone().requires_grad_(True)
+    xa = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
+    loss = (torch.nn.functional.cross_entropy(xa @ th, y, reduction="sum") + wd * (th * th).sum()) / len(x)
+    loss.backward()
+    return float(loss.detach()), th.grad
+
+
+@pytest.mark.parametrize("wd", [1e-3, 10.0])
+def test_preconditioned_solver_same_minimiser_fewer_iterations(wd: float) -> None:
+    x, y = _ill_conditioned()
+    pre, it_pre = fit_logreg_lbfgs(x, y, 3, wd, tol=1e-6, max_iter=5000)
+    plain, it_plain = fit_logreg_lbfgs(x, y, 3, wd, tol=1e-6, max_iter=5000, precondition=False)
+    (f_pre, g_pre), (f_plain, g_plain) = (
+        _objective_and_grad(x, y, pre, wd),
+        _objective_and_grad(x, y, plain, wd),
+    )
+    assert g_pre.abs().max() <= 1e-6 and g_plain.abs().max() <= 1e-6  # both converged (checked independently)
+    assert f_pre == pytest.approx(f_plain, rel=1e-9, abs=1e-12)
+    xa = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
+    assert (xa @ pre - xa @ plain).abs().max() < 1e-3  # same classifier (logits)
+    assert it_pre * 10 <= it_plain, (it_pre, it_plain)
+
+
+def test_history_carried_across_wd_is_exact() -> None:
+    """Warm-started fits along a grid (curvature pairs carried over, corrected for the new wd) land on the
+    same minimisers as cold fits; the bias-unpenalised variant too."""
+    from augself.eval.linear import _LogReg
+
+    x, y = _ill_conditioned(400, seed=7)
+    xa = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
+    for penalize_bias in (True, False):
+        prob = _LogReg(xa, y, 3, penalize_bias=penalize_bias, precondition=True)
+        theta = None
+        for wd in (1e-2, 1.0, 100.0, 3.0):  # the last one goes down: pairs with s^T y <= 0 are dropped
+            theta, _ = prob.fit(wd, theta, tol=1e-7, max_iter=5000, history_size=20, keep_history=True)
+            cold, _ = fit_logreg_lbfgs(x, y, 3, wd, penalize_bias=penalize_bias, tol=1e-7, max_iter=5000)
+            assert _objective_and_grad(x, y, theta, wd)[1].abs().max() <= 1e-7 or not penalize_bias
+            assert (xa @ theta - xa @ cold).abs().max() < 1e-3

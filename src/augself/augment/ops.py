@@ -11,7 +11,7 @@ uses torchvision-style brightness/contrast and kornia saturation/hue, which foll
   padding, odd kernel), :func:`solarize`, :func:`hflip`, :func:`rot90`, :func:`normalize`.
 
 Ops never loop over samples in Python: masked ops run once on the selected subset (index_select /
-index_copy), per-sample parameters broadcast. All arithmetic is float32.
+index_put_), per-sample parameters broadcast. All arithmetic is float32.
 
 Single-channel inputs: saturation, hue and grayscale are the identity on 1 channel (as in torchvision /
 PIL); brightness, contrast, blur, solarize, flip and rotation act normally.
@@ -152,10 +152,11 @@ def adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
 def adjust_hue(x: Tensor, factor: Tensor) -> Tensor:
     """Rotate the hue by ``factor`` (fraction of a full turn, in [-0.5, 0.5]); identity on 1 channel.
 
-    Same result as torchvision's RGB -> HSV -> RGB round trip, computed with a few elementwise ops: with
-    ``d = max - min`` and ``h6 = 6 * hue`` in [0, 6), the output is ``min + d * pure(h6)`` where ``pure`` is
-    the fully saturated colour of that hue:
-    R = clamp(|h6-3| - 1), G = clamp(2 - |h6-2|), B = clamp(2 - |h6-4|), each clamped to [0, 1].
+    Same result as torchvision's RGB -> HSV -> RGB round trip (up to float rounding, about 1e-6), computed
+    with a few fast elementwise ops and no ``where``/``remainder`` (both slow on CPU): with ``m``/``M`` the
+    min/max channel, ``d = M - m`` and ``u = 6 * hue`` in [0, 6), the output is ``m + d * pure(u)`` where
+    ``pure`` is the fully saturated colour of that hue, R = clamp(|u-3|, 1, 2) - 1 and
+    G, B = 1 - (clamp(|u-o|, 1, 2) - 1) with o = 2, 4.
     """
     if x.shape[1] == 1:
         return x
@@ -163,18 +164,25 @@ def adjust_hue(x: Tensor, factor: Tensor) -> Tensor:
     maxc = torch.maximum(torch.maximum(r, g), b)
     minc = torch.minimum(torch.minimum(r, g), b)
     delta = maxc - minc
-    # 6 * hue * delta, with torchvision's priority r > g > b for ties of the maximum
-    h6 = torch.where(
-        maxc == r,
-        g - b,
-        torch.where(maxc == g, (b - r).add_(delta, alpha=2.0), (r - g).add_(delta, alpha=4.0)),
-    )
-    h6.div_(delta.clamp_min(1e-12)).add_(factor.to(h6).view(-1, 1, 1) * 6.0).remainder_(6.0)
+    # 6 * hue * delta with torchvision's priority r > g > b for ties of the maximum, via 0/1 float masks
+    # (not_r = 1 where r is not the maximum, not_g likewise): h = A + not_r * (Bv - A + not_g * (Cv - Bv))
+    # with A = g - b, Bv = b - r + 2 delta, Cv = r - g + 4 delta.
+    not_r = torch.sub(maxc, r).sign_()
+    not_g = torch.sub(maxc, g).sign_()
+    a = g - b
+    bv = torch.sub(b, r).add_(delta, alpha=2.0)
+    h = torch.sub(r, g).add_(delta, alpha=4.0).sub_(bv).mul_(not_g).add_(bv).sub_(a).mul_(not_r).add_(a)
+    h.div_(delta.clamp_min(1e-12)).add_(factor.to(h).view(-1, 1, 1) * 6.0)
+    # wrap to [0, 6): u = h - 6 floor(h / 6) (the colour function is continuous and 6-periodic)
+    h.sub_(torch.mul(h, 1.0 / 6.0).floor_().mul_(6.0))
+    t = torch.sub(h.unsqueeze(1), _HUE_OFFSETS.to(h)).abs_().clamp_(1.0, 2.0).sub_(1.0)
     out = torch.empty_like(x)
-    torch.addcmul(minc, delta, (h6 - 3.0).abs_().sub_(1.0).clamp_(0.0, 1.0), out=out[:, 0])
-    torch.addcmul(minc, delta, (h6 - 2.0).abs_().neg_().add_(2.0).clamp_(0.0, 1.0), out=out[:, 1])
-    torch.addcmul(minc, delta, (h6 - 4.0).abs_().neg_().add_(2.0).clamp_(0.0, 1.0), out=out[:, 2])
+    torch.addcmul(minc, delta, t[:, 0], out=out[:, 0])
+    torch.addcmul(maxc.unsqueeze(1), delta.unsqueeze(1), t[:, 1:], value=-1.0, out=out[:, 1:])
     return out
+
+
+_HUE_OFFSETS = torch.tensor([3.0, 2.0, 4.0]).view(1, 3, 1, 1)
 
 
 COLOR_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
@@ -184,7 +192,7 @@ COLOR_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
 def _apply_where(
     x: Tensor, mask: Tensor, fn: Callable[..., Tensor], *args: Tensor, inplace: bool = False
 ) -> Tensor:
-    """Apply ``fn`` only to the samples selected by ``mask`` (batched index_select / index_copy).
+    """Apply ``fn`` only to the samples selected by ``mask`` (batched index_select / index_put_).
 
     With ``inplace`` the result is written into ``x`` (the caller owns it); otherwise ``x`` is untouched.
     """
@@ -194,22 +202,34 @@ def _apply_where(
     if idx.numel() == x.shape[0]:
         return fn(x, *args)
     sub = fn(x.index_select(0, idx), *(a.index_select(0, idx) for a in args))
-    return x.index_copy_(0, idx, sub) if inplace else x.index_copy(0, idx, sub)
+    out = x if inplace else x.clone()
+    return out.index_put_((idx,), sub)  # index_put_ is ~2x faster than index_copy_ on CPU
 
 
-def _contrast_or_saturation(x: Tensor, factor: Tensor, is_saturation: Tensor) -> Tensor:
-    """Per sample: saturation (blend toward gray) where ``is_saturation`` else contrast (toward its mean)."""
+def _blend_op(x: Tensor, factor: Tensor, op: Tensor) -> Tensor:
+    """Per sample brightness (op 0), contrast (1) or saturation (2), all as one blend ``f*x + (1-f)*t``,
+    written into ``x`` (the caller owns it).
+
+    The target t is 0 (brightness: exactly ``f * x``), the mean of the grayscale image (contrast) or the
+    grayscale image (saturation); selected with 0/1 per-sample weights (exact, no ``where``).
+    """
+    f = factor.to(x.dtype)
+    g = 1.0 - f
+    w_sat = _b((op == 2).to(x.dtype) * g)  # (1 - f) where saturation, else 0 (exact)
+    w_con = _b((op == 1).to(x.dtype) * g)
     gray = rgb_to_gray(x)
-    target = torch.where(_b(is_saturation), gray, gray.mean(dim=(-3, -2, -1), keepdim=True))
-    return _blend(x, target, factor)
+    target = gray.mean(dim=(-3, -2, -1), keepdim=True).mul_(w_con)
+    if x.shape[1] > 1:  # saturation is the identity on one channel (and gray is x itself there)
+        target = gray.mul_(w_sat).add_(target)
+    return x.mul_(_b(f)).add_(target).clamp_(0.0, 1.0)
 
 
 def color_jitter(x: Tensor, factors: Tensor, order: Tensor, apply: Tensor, inplace: bool = False) -> Tensor:
     """Colour jitter with per-sample factors (B, 4) and per-sample op order (B, 4).
 
     At each of the four positions every sample runs the op that ``order[:, pos]`` selects (torchvision's
-    ``ColorJitter`` with a per-sample permutation), as three batched calls on the selected subsets:
-    brightness, contrast-or-saturation (both blends, sharing one grayscale pass) and hue. Ops whose factor
+    ``ColorJitter`` with a per-sample permutation), as two batched calls on the selected subsets:
+    brightness-contrast-or-saturation (all three are blends, sharing one grayscale pass) and hue. Ops whose factor
     equals the identity are skipped, as torchvision skips ops with a zero range. Samples with ``apply``
     false are untouched. ``inplace`` allows overwriting ``x``.
     """
@@ -228,8 +248,7 @@ def color_jitter(x: Tensor, factors: Tensor, order: Tensor, apply: Tensor, inpla
         sel = active.gather(1, op).squeeze(1)
         f = factors.gather(1, op).squeeze(1)
         op = op.squeeze(1)
-        x = _apply_where(x, sel & (op == 0), adjust_brightness, f, inplace=True)
-        x = _apply_where(x, sel & ((op == 1) | (op == 2)), _contrast_or_saturation, f, op == 2, inplace=True)
+        x = _apply_where(x, sel & (op != 3), _blend_op, f, op, inplace=True)
         x = _apply_where(x, sel & (op == 3), adjust_hue, f, inplace=True)
     return x
 
@@ -298,8 +317,10 @@ def solarize(x: Tensor, threshold: Tensor, mask: Tensor) -> Tensor:
     return torch.where(hit, 1.0 - x, x)
 
 
-def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float], inplace: bool = False) -> Tensor:
-    """``(x - mean) / std`` per channel.
+def normalize(
+    x: Tensor, mean: Sequence[float], std: Sequence[float], inplace: bool = False, out: Tensor | None = None
+) -> Tensor:
+    """``(x - mean) / std`` per channel (written into ``out`` when given, else into ``x`` when ``inplace``).
 
     ``mean``/``std`` of length C are used as is, length 1 is broadcast; a 3-entry setting applied to a
     1-channel batch uses the average of the three entries (documented convention).
@@ -315,4 +336,6 @@ def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float], inplace: b
         raise ValueError(f"normalisation has {len(mean)} channels but the images have {C}")
     mt = torch.tensor(m, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
     st = torch.tensor(s, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    if out is not None:
+        return torch.sub(x, mt, out=out).div_(st)
     return x.sub_(mt).div_(st) if inplace else (x - mt) / st

@@ -18,6 +18,20 @@ from augself.augment.config import AugmentConfig, ViewConfig
 from augself.augment.params import ViewParams
 from augself.augment.sample import sample_params
 
+CPU_CHUNK_BYTES = 1 << 22
+"""On CPU a view is processed in chunks of about this many bytes of output (see :func:`chunk_size`)."""
+
+
+def chunk_size(batch: int, channels: int, size: int, device: torch.device) -> int:
+    """Samples per chunk: the whole batch on accelerators, about ``CPU_CHUNK_BYTES`` of output on CPU.
+
+    Large fresh tensors are slow on CPU (page faults, cache misses); small chunks keep the intermediates of
+    the ~50 elementwise ops of a view in cache while each op still runs batched over the chunk.
+    """
+    if device.type != "cpu":
+        return batch
+    return max(1, min(batch, CPU_CHUNK_BYTES // (4 * channels * size * size)))
+
 
 class View(NamedTuple):
     image: Tensor
@@ -151,10 +165,26 @@ class Augmenter(nn.Module):
         if len(params) != images.shape[0]:
             raise ValueError(f"params are for {len(params)} samples but images has {images.shape[0]}")
         crop = decompose_crop(params.crop.to(images.device), source_crop)
-        return self._apply_view(ops.to_float(images), params.to(images.device), crop, self._view(view_index))
+        return self._apply_view(images, params.to(images.device), crop, self._view(view_index))
 
     @staticmethod
     def _apply_view(images: Tensor, p: ViewParams, crop: Tensor, cfg: ViewConfig) -> Tensor:
+        B, C = images.shape[:2]
+        n = chunk_size(B, C, cfg.size, images.device)
+        if n >= B:
+            return Augmenter._apply_chunk(images, p, crop, cfg)
+        # CPU: the view is produced chunk by chunk so that every intermediate stays small (in cache, no
+        # fresh page-faulting allocations); each op is still batched over the chunk's samples.
+        out = torch.empty(B, C, cfg.size, cfg.size, device=images.device, dtype=torch.float32)
+        for i in range(0, B, n):
+            sl = slice(i, min(i + n, B))
+            Augmenter._apply_chunk(images[sl], p[sl], crop[sl], cfg, out=out[sl])
+        return out
+
+    @staticmethod
+    def _apply_chunk(
+        images: Tensor, p: ViewParams, crop: Tensor, cfg: ViewConfig, out: Tensor | None = None
+    ) -> Tensor:
         # crop + resize + flip in one pass (flip folded into the column indices); x is owned from here on
         x = ops.crop_resize(images, crop, cfg.size, flip=p.flip)
         x = ops.color_jitter(x, p.color, p.order, p.jitter, inplace=True)
@@ -163,8 +193,8 @@ class Augmenter(nn.Module):
         x = ops.solarize(x, p.threshold, p.solarize)
         x = ops.rot90(x, p.rot)
         if cfg.normalize:
-            x = ops.normalize(x, cfg.mean, cfg.std, inplace=True)
-        return x
+            return ops.normalize(x, cfg.mean, cfg.std, inplace=out is None, out=out)
+        return x if out is None else out.copy_(x)
 
     def forward(
         self,
@@ -176,11 +206,10 @@ class Augmenter(nn.Module):
         images = check_images(images)
         B, _, H, W = images.shape
         source_crop = check_source_crop(source_crop, B)
-        src = ops.to_float(images)  # uint8 -> float once, shared by all views
         out: list[View] = []
         for i, cfg in enumerate(self.cfg.views):
             p = self.sample(i, B, generator=generator, device=images.device, input_size=(H, W))
-            x = self._apply_view(src, p, p.crop, cfg)
+            x = self._apply_view(images, p, p.crop, cfg)  # uint8 is scaled in the crop
             p.crop = compose_crop(p.crop, source_crop)
             out.append(View(x, p))
         return out
