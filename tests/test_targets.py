@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -22,6 +24,7 @@ def test_spec_table() -> None:
     assert {k: (v.dim, v.kind) for k, v in TARGETS.items()} == {
         "crop": (4, "regression"),
         "color": (4, "regression"),
+        "hue": (2, "regression"),
         "flip": (1, "binary"),
         "blur": (1, "regression"),
         "rot": (4, "class"),
@@ -46,6 +49,7 @@ def test_identical_views_give_zero_regression_targets() -> None:
     for name in ("crop", "color", "blur", "sol"):
         assert torch.equal(t[name], torch.zeros_like(t[name])), name
     assert (t["flip"] == 1).all() and (t["rot"] == 0).all()
+    torch.testing.assert_close(t["hue"], torch.tensor([[0.0, 1.0]]).expand(16, 2))  # circular: angle 0
 
 
 def test_swapping_views_negates_regression_targets() -> None:
@@ -57,6 +61,26 @@ def test_swapping_views_negates_regression_targets() -> None:
         torch.testing.assert_close(ab[name], -ba[name])
     assert torch.equal(ab["flip"], ba["flip"])
     assert torch.equal((ab["rot"] + ba["rot"]) % 4, torch.zeros_like(ab["rot"]))
+    torch.testing.assert_close(ab["hue"][:, 0], -ba["hue"][:, 0])  # sin negates, cos does not
+    torch.testing.assert_close(ab["hue"][:, 1], ba["hue"][:, 1])
+
+
+def test_circular_hue_target_is_a_function_of_what_the_views_show() -> None:
+    """Shifts that differ by a full turn look identical: the hue target agrees, the paper's linear one does not."""
+    a, b = ViewParams.identity(3), ViewParams.identity(3)
+    a.jitter = b.jitter = torch.tensor([True, True, False])
+    a.color[:, 3] = torch.tensor([0.45, 0.1, 0.3])
+    b.color[:, 3] = torch.tensor([-0.45, 0.1, 0.2])
+    cfg = ViewConfig(hue=0.5)
+    t = relative_targets(a, b, ["hue", "color"], cfg)
+    # d = 0.9 turns looks like -0.1: same circular target as a -0.1 shift, not as +0.9 on a line
+    torch.testing.assert_close(t["hue"][0], torch.tensor([math.sin(-0.2 * math.pi), math.cos(-0.2 * math.pi)]))
+    torch.testing.assert_close(t["color"][0, 3], torch.tensor(0.9))  # the paper's h / Δh entry
+    torch.testing.assert_close(t["hue"][1], torch.tensor([0.0, 1.0]))
+    torch.testing.assert_close(t["hue"][2], torch.tensor([0.0, 1.0]))  # jitter skipped: no shift
+    torch.testing.assert_close(
+        absolute_targets(a, ["hue"], cfg)["hue"][0], torch.tensor([math.sin(0.9 * math.pi), math.cos(0.9 * math.pi)])
+    )
 
 
 def test_crop_target_values_and_flip_mirroring() -> None:

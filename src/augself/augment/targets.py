@@ -6,6 +6,11 @@
   ``left + w/2``; where view a is flipped, cx <- 1 - cx for *both* views (reference quirk Q1).
 * ``color`` (4, regression): difference of [(b-1)/Δb, (c-1)/Δc, (s-1)/Δs, h/Δh], Δ = width of the configured
   factor range (0.8, 0.8, 0.8, 0.2 by default, scaled by ``color_strength``); zeros where jitter was skipped.
+* ``hue`` (2, regression; an augself extension, not in the paper): the hue-shift difference on the circle,
+  [sin 2πd, cos 2πd] with d = h_a - h_b (0 where jitter was skipped). The paper's linear ``h/Δh`` entry of
+  ``color`` wraps around the hue circle once shifts exceed ±0.25, and for ±0.5 its conditional mean given the
+  two views is exactly 0 (``benchmarks/hue_target_ambiguity.py``): no head can predict it. The circular
+  encoding is a function of what the views show, whatever the range. Identical views give (0, 1).
 * ``flip`` (1, binary): 1.0 if both views share the flip state.
 * ``blur`` (1, regression): (σ_a - σ_b) / (σ_max - σ_min). **Deliberately normalised**, unlike the reference
   (quirk Q3, which regresses the raw σ difference in [-2, 2] through a tanh bounded by 1).
@@ -39,6 +44,7 @@ class TargetSpec:
 TARGETS: dict[str, TargetSpec] = {
     "crop": TargetSpec(4, "regression"),
     "color": TargetSpec(4, "regression"),
+    "hue": TargetSpec(2, "regression"),
     "flip": TargetSpec(1, "binary"),
     "blur": TargetSpec(1, "regression"),
     "rot": TargetSpec(4, "class"),
@@ -69,6 +75,16 @@ def color_vector(p: ViewParams, cfg: ViewConfig) -> Tensor:
     width = torch.tensor([_width(*cfg.factor_range(n)) for n in names], device=p.color.device)
     v = (p.color.float() - centre) / width
     return torch.where(p.jitter.unsqueeze(1), v, torch.zeros_like(v))
+
+
+def hue_shift(p: ViewParams) -> Tensor:
+    """(B,) hue shift in turns; 0 where jitter was not applied."""
+    return torch.where(p.jitter, p.color[:, 3].float(), torch.zeros_like(p.color[:, 3], dtype=torch.float32))
+
+
+def _circle(d: Tensor) -> Tensor:
+    angle = 2 * torch.pi * d
+    return torch.stack((torch.sin(angle), torch.cos(angle)), dim=1)
 
 
 def blur_scale(cfg: ViewConfig) -> float:
@@ -110,6 +126,8 @@ def relative_targets(
             out[n] = torch.cat((ca - cb, a.crop[:, 2:].float() - b.crop[:, 2:].float().to(ca.device)), dim=1)
         elif n == "color":
             out[n] = color_vector(a, cfg) - color_vector(b, cfg_b).to(a.device)
+        elif n == "hue":
+            out[n] = _circle(hue_shift(a) - hue_shift(b).to(a.device))
         elif n == "flip":
             out[n] = (a.flip == b.flip.to(a.device)).float().unsqueeze(1)
         elif n == "blur":
@@ -133,6 +151,8 @@ def absolute_targets(p: ViewParams, names: Iterable[str], cfg: ViewConfig) -> di
             out[n] = torch.cat((_centres(p), p.crop[:, 2:].float()), dim=1)
         elif n == "color":
             out[n] = color_vector(p, cfg)
+        elif n == "hue":
+            out[n] = _circle(hue_shift(p))
         elif n == "flip":
             out[n] = p.flip.float().unsqueeze(1)
         elif n == "blur":
