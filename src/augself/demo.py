@@ -237,7 +237,9 @@ def _report(results: dict[str, Any], table: str) -> str:
         f"{results['minutes']} min. Command: `{cmd}`.\n\n"
         f"{table}\n\nPretraining overrides: `{' '.join(results['base_overrides'])}`"
         + (f", then `{' '.join(s['overrides'])}`" if s["overrides"] else "")
-        + ".\n\n![chart](chart.png)\n\nThe views the arms trained on: ![preview](preview.png)\n"
+        + ".\n\n![chart](chart.png)\n\nThe views the arms trained on: ![preview](preview.png)\n\n"
+        "How to read it (why the paper's colour target cannot restore hue under +-0.5 jitter, and the "
+        "`augself_hue` arm with augself's circular hue target): README.md, section Demo.\n"
     )
 
 
