@@ -68,3 +68,14 @@ def test_bad_values_give_clear_errors(overrides: list[str], match: str) -> None:
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config("/nonexistent/x.yaml")
+
+
+def test_cli_overrides_may_follow_options(tmp_path, capsys) -> None:
+    from augself.cli import main
+
+    # the trailing override reaches the config (and is rejected there by name), not argparse
+    assert main(["pretrain", "method=simclr", "--out", str(tmp_path / "r"), "trainer.bogus=1"]) == 2
+    assert "bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--out", str(tmp_path / "r"), "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err

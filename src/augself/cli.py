@@ -91,7 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # ``key=value`` overrides may also follow options (``... 'augself={crop: 1}' --out runs/x trainer.epochs=5``)
+    if extra and isinstance(getattr(args, "overrides", None), list) and all(
+        "=" in e and not e.startswith("-") for e in extra
+    ):
+        args.overrides.extend(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     original = warnings.formatwarning
     if not args.debug:
         warnings.formatwarning = _format_warning  # type: ignore[assignment]
