@@ -27,8 +27,8 @@ Generation is vectorised in torch over chunks of ``CHUNK`` samples; chunk ``j`` 
 own generator seeded by ``(seed, split id, j)``, so sample ``i`` depends only on (seed, split, i):
 any prefix, range or parallel generation gives identical images. Different splits never share a stream.
 Backgrounds (low-frequency colour noise, faint stripes, faint blobs) are drawn independently of all
-factors, so they do not leak labels. About 15-25k images/s at 32 px on one core
-(``benchmarks/synthetic_speed.py``).
+factors, so they do not leak labels. About 10-25k images/s at 32 px and 3.7-4.6k at 64 px on one core
+(``benchmarks/synthetic_speed.py``; the figures move with the host's load).
 """
 
 from __future__ import annotations
