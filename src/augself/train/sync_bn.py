@@ -117,19 +117,24 @@ class GlobalSyncBatchNorm(_BatchNorm):
                 module.track_running_stats,
                 process_group,
             )
-            if module.affine:
-                with torch.no_grad():
-                    out.weight = module.weight
-                    out.bias = module.bias
-            out.running_mean = module.running_mean
-            out.running_var = module.running_var
-            out.num_batches_tracked = module.num_batches_tracked
-            out.training = module.training
+            _share_bn_state(module, out)
             if hasattr(module, "qconfig"):
                 out.qconfig = module.qconfig
         for name, child in module.named_children():
             out.add_module(name, cls.convert_sync_batchnorm(child, process_group))
         return out
+
+
+def _share_bn_state(src: _BatchNorm, dst: _BatchNorm) -> None:
+    """Make ``dst`` use ``src``'s parameters, running statistics and training flag (shared, not copied)."""
+    if src.affine:
+        with torch.no_grad():
+            dst.weight = src.weight
+            dst.bias = src.bias
+    dst.running_mean = src.running_mean
+    dst.running_var = src.running_var
+    dst.num_batches_tracked = src.num_batches_tracked
+    dst.training = src.training
 
 
 def convert_sync_batchnorm(
@@ -153,14 +158,7 @@ def revert_sync_batchnorm(module: nn.Module) -> nn.Module:
     out = module
     if isinstance(module, GlobalSyncBatchNorm | nn.SyncBatchNorm):
         out = _BatchNormXd(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
-        if module.affine:
-            with torch.no_grad():
-                out.weight = module.weight
-                out.bias = module.bias
-        out.running_mean = module.running_mean
-        out.running_var = module.running_var
-        out.num_batches_tracked = module.num_batches_tracked
-        out.training = module.training
+        _share_bn_state(module, out)
     for name, child in module.named_children():
         out.add_module(name, revert_sync_batchnorm(child))
     return out
