@@ -27,7 +27,7 @@ Generation is vectorised in torch over chunks of ``CHUNK`` samples; chunk ``j`` 
 own generator seeded by ``(seed, split id, j)``, so sample ``i`` depends only on (seed, split, i):
 any prefix, range or parallel generation gives identical images. Different splits never share a stream.
 Backgrounds (low-frequency colour noise, faint stripes, faint blobs) are drawn independently of all
-factors, so they do not leak labels. About 10-25k images/s at 32 px and 3.7-4.6k at 64 px on one core
+factors, so they do not leak labels. About 11-16k images/s at 32 px and 4.4-6.2k at 64 px on one core
 (``benchmarks/synthetic_speed.py``; the figures move with the host's load).
 """
 
@@ -191,7 +191,11 @@ def _centre_range(scale: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]
     return margin, 1.0 - margin
 
 
-def _render_chunk(seed: int, split_id: int, chunk: int, size: int, with_mask: bool) -> tuple[Any, ...]:
+def _render_chunk(
+    seed: int, split_id: int, chunk: int, size: int, rows: tuple[int, int], img: Tensor, mask: Tensor | None
+) -> dict[str, np.ndarray]:
+    """Draw chunk ``chunk``'s factors (all of them: the stream is per chunk) and render its samples
+    ``rows[0]..rows[1]-1`` into ``img`` (and their coverage into ``mask``); returns the chunk's factors."""
     n = CHUNK
     rng = np.random.default_rng([int(seed), int(split_id), int(chunk), 0x5EED])
     f = _draw_chunk_factors(rng, n)
@@ -226,14 +230,14 @@ def _render_chunk(seed: int, split_id: int, chunk: int, size: int, with_mask: bo
         k: torch.from_numpy(np.asarray(v, dtype=np.int64 if k == "shape" else np.float32))
         for k, v in p.items()
     }
-    img = torch.empty(n, 3, size, size, dtype=torch.uint8)
-    mask = torch.empty(n, size, size) if with_mask else None
-    for a in range(0, n, _SUB):  # small sub-batches keep buffers in cache (elementwise: same result)
-        sl = slice(a, a + _SUB)
-        img[sl], cover = _render_batch({k: v[sl] for k, v in p.items()}, size)
+    lo_row, hi_row = rows
+    for a in range(lo_row, hi_row, _SUB):  # small sub-batches keep buffers in cache (elementwise: same result)
+        sl = slice(a, min(a + _SUB, hi_row))
+        out = slice(sl.start - lo_row, sl.stop - lo_row)
+        img[out], cover = _render_batch({k: v[sl] for k, v in p.items()}, size)
         if mask is not None:
-            mask[sl] = cover
-    return img, f, mask
+            mask[out] = cover
+    return f
 
 
 _SUB = 64
@@ -302,30 +306,28 @@ def generate(
         raise ValueError(f"need 0 <= start <= stop, got {start}, {stop}")
     if size < 8:
         raise ValueError(f"size must be >= 8, got {size}")
-    imgs, masks, facts = [], [], []
+    images = torch.empty(stop - start, 3, size, size, dtype=torch.uint8)  # chunks render straight into it
+    mask = torch.empty(stop - start, size, size) if return_mask else None
+    facts = []
     threads = torch.get_num_threads()
     for j in range(start // CHUNK, (stop + CHUNK - 1) // CHUNK):
         a, b = max(start - j * CHUNK, 0), min(stop - j * CHUNK, CHUNK)
+        o = j * CHUNK + a - start
         # single-threaded on purpose: the ops are small, and intra-op threads on a busy machine cost
         # 5-50x (results do not depend on it); parallelise over chunks instead
         torch.set_num_threads(1)
         try:
-            img, f, m = _render_chunk(seed, SPLITS[split], j, size, return_mask)
+            rows = slice(o, o + b - a)
+            f = _render_chunk(seed, SPLITS[split], j, size, (a, b), images[rows], None if mask is None else mask[rows])
         finally:
             torch.set_num_threads(threads)
-        imgs.append(img[a:b])
         facts.append({k: v[a:b] for k, v in f.items()})
-        if return_mask:
-            masks.append(m[a:b])
-    if imgs:
-        images = torch.cat(imgs)
+    if facts:
         factors = {k: np.concatenate([f[k] for f in facts]) for k in FACTOR_NAMES}
     else:
-        images = torch.empty(0, 3, size, size, dtype=torch.uint8)
         factors = {k: np.empty(0) for k in FACTOR_NAMES}
     factors["shape"] = factors["shape"].astype(np.int64)
-    if return_mask:
-        mask = torch.cat(masks) if masks else torch.empty(0, size, size)
+    if mask is not None:
         return images, factors, mask
     return images, factors
 
