@@ -33,17 +33,6 @@ TINY = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _log_to_current_stderr() -> None:
-    """Lightning's log handlers keep the stderr of the test that imported Lightning; point them at this one's."""
-    import logging
-    import sys
-
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        for handler in logging.getLogger(name).handlers:
-            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-                handler.stream = sys.stderr
-
 
 def _fails(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 2) -> str:
     rc = main(["pretrain", *argv])

@@ -44,17 +44,6 @@ STEPS = 3 * 192 // 32
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONWARNINGS": "ignore"}
 
 
-@pytest.fixture(autouse=True)
-def _log_to_current_stderr() -> None:
-    """Lightning's log handlers keep the stderr of the test that imported Lightning; point them at this one's."""
-    import logging
-    import sys
-
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        for handler in logging.getLogger(name).handlers:
-            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-                handler.stream = sys.stderr
-
 
 def _cmd(out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "augself.cli", "pretrain", "--out", str(out), *RUN, *extra]

@@ -503,7 +503,7 @@ def run_awareness(
     ``out/awareness.json``, ``out/awareness.md`` (table, runs side by side) and ``out/awareness.png``;
     returns the JSON content.
     """
-    from augself.eval.features import load_eval_backbone
+    from augself.eval.transfer import load_for_eval
 
     if not backbones:
         raise ValueError("give at least one backbone (a backbone.pt or a run directory)")
@@ -511,11 +511,12 @@ def run_awareness(
         raise ValueError(f"the awareness report needs n >= 10 images, got {n}")
     out = Path(out)
     dev = None if device in (None, "auto") else device
-    loaded = [load_eval_backbone(b, size=size) for b in backbones]  # fail fast on a bad path before any work
+    loaded = [load_for_eval(b, size=size) for b in backbones]  # fail fast on a bad path before any work
     images_by_size: dict[int, Tensor] = {}
     runs: list[dict[str, Any]] = []
     used: set[str] = set()
-    for path, (net, prep) in zip(backbones, loaded, strict=True):
+    for path, lb in zip(backbones, loaded, strict=True):
+        net, prep = lb.backbone, {**lb.pre.to_dict(), "backbone_path": str(lb.path)}
         s = int(size if size is not None else prep["size"])
         if s not in images_by_size:
             images_by_size[s] = load_images(data, size=s, n=n, seed=seed, split=split, root=root)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-__all__ = ["FeatureCache", "extract_features", "hash_state_dict", "load_eval_backbone", "normalise_images"]
+__all__ = ["FeatureCache", "extract_features", "hash_state_dict", "normalise_images"]
 
 
 def normalise_images(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
@@ -215,21 +215,3 @@ class FeatureCache:
         }
         self.save(k, feats, labels, meta)
         return feats, labels
-
-
-def load_eval_backbone(
-    path: str | os.PathLike[str], *, size: int | None = None
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Load a backbone for evaluation and its pretraining preprocessing (``{"size", "mean", "std", "source",
-    "backbone_path"}``); a thin wrapper over :func:`augself.eval.transfer.load_for_eval`, the one loader.
-
-    ``path`` is a ``backbone.pt`` or a run directory holding one. The preprocessing comes from the checkpoint's
-    metadata or the run's ``config.yaml``; a bare file with neither needs ``size`` (else a clear error, never a
-    silent default).
-    """
-    from augself.eval.transfer import load_for_eval
-
-    lb = load_for_eval(path, size=size)
-    prep = {**lb.pre.to_dict(), "backbone_path": str(lb.path)}
-    prep["mean"], prep["std"] = list(lb.pre.mean), list(lb.pre.std)
-    return lb.backbone, prep
