@@ -8,7 +8,7 @@ import torchvision.transforms.v2.functional as TF
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from augself.augment import AugmentConfig, Augmenter, ViewConfig, ViewParams, sample_params
+from augself.augment import AugmentConfig, Augmenter, ViewConfig, ViewParams, ops, sample_params
 
 OFF = {"flip_p": 0.0, "jitter_p": 0.0, "gray_p": 0.0, "blur_p": 0.0, "solarize_p": 0.0, "rotate_p": 0.0}
 
@@ -317,20 +317,33 @@ def test_byol_views_and_colour_strength_sampling() -> None:
         assert abs(p.gray.float().mean() - gray) < 0.03
 
 
-def test_cpu_chunking_matches_single_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A view produced in several CPU chunks equals the one-pass result and is still reproduced."""
+@pytest.mark.parametrize(
+    ("channels", "extra"),
+    [
+        (3, {}),
+        (3, {"hue": 0.0, "jitter_p": 0.6}),  # jitter without a hue step (slot 4) next to unjittered samples
+        (3, {"brightness": 0.0, "saturation": 0.0}),  # identity blends inside jittered samples
+        (1, {}),  # saturation and hue are the identity on one channel
+    ],
+)
+def test_cpu_chunking_matches_single_pass(monkeypatch: pytest.MonkeyPatch, channels: int, extra: dict) -> None:
+    """A view produced in CPU chunks (grouped by hue position: no subsets gathered) equals the one-pass
+    masked result and is still reproduced by the slow path."""
     import augself.augment.pipeline as pipeline
 
-    cfg = ViewConfig(size=12, jitter_p=1.0, gray_p=0.5, blur_p=0.5, solarize_p=0.3, rotate_p=0.5)
+    base = {"jitter_p": 1.0, "gray_p": 0.5, "blur_p": 0.5, "solarize_p": 0.3, "rotate_p": 0.5}
+    cfg = ViewConfig(size=12, **{**base, **extra})
     aug = Augmenter(AugmentConfig(views=[cfg, cfg.with_(normalize=False)]))
-    x = _images(7, 3, 20, 17, seed=3)
+    x = _images(23, channels, 20, 17, seed=3)
     whole = aug(x, generator=torch.Generator().manual_seed(9))
-    monkeypatch.setattr(pipeline, "CPU_CHUNK_BYTES", 4 * 3 * 12 * 12 * 3)  # 3 samples per chunk
-    assert pipeline.chunk_size(7, 3, 12, torch.device("cpu")) == 3
+    monkeypatch.setattr(pipeline, "CPU_CHUNK_BYTES", 4 * channels * 12 * 12 * 3)  # 3 samples per chunk
+    assert pipeline.chunk_size(23, channels, 12, torch.device("cpu")) == 3
     chunked = aug(x, generator=torch.Generator().manual_seed(9))
+    slots = ops.hue_slot(chunked[0].params.color, chunked[0].params.order, chunked[0].params.jitter, channels)
+    assert len(slots.unique()) >= (1 if channels == 1 else 2)  # groups, split into several chunks
     for a, b in zip(whole, chunked, strict=True):
         torch.testing.assert_close(a.image, b.image, atol=1e-6, rtol=0)
-        assert a.image.shape == b.image.shape == (7, 3, 12, 12)
+        assert a.image.shape == b.image.shape == (23, channels, 12, 12)
     assert_reproduced(x, chunked, aug)
     for i, v in enumerate(chunked):
         assert torch.equal(aug.apply(x, v.params, i), v.image)

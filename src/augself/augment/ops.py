@@ -11,7 +11,8 @@ uses torchvision-style brightness/contrast and kornia saturation/hue, which foll
   padding, odd kernel), :func:`solarize`, :func:`hflip`, :func:`rot90`, :func:`normalize`.
 
 Ops never loop over samples in Python: masked ops run once on the selected subset (index_select /
-index_put_), per-sample parameters broadcast. All arithmetic is float32.
+index_put_), per-sample parameters broadcast. All arithmetic is float32. On CPU the pipeline groups samples
+by :func:`hue_slot` so that :func:`color_jitter_same_slot` runs every jitter step on whole chunks.
 
 Single-channel inputs: saturation, hue and grayscale are the identity on 1 channel (as in torchvision /
 PIL); brightness, contrast, blur, solarize, flip and rotation act normally.
@@ -250,6 +251,32 @@ def color_jitter(x: Tensor, factors: Tensor, order: Tensor, apply: Tensor, inpla
         op = op.squeeze(1)
         x = _apply_where(x, sel & (op != 3), _blend_op, f, op, inplace=True)
         x = _apply_where(x, sel & (op == 3), adjust_hue, f, inplace=True)
+    return x
+
+
+def hue_slot(factors: Tensor, order: Tensor, apply: Tensor, channels: int) -> Tensor:
+    """(B,) position (0-3) at which each sample's jitter rotates the hue; 4 when jitter is applied without
+    an active hue step (zero shift or one channel), 5 when jitter is not applied (see :func:`color_jitter`)."""
+    hue_active = apply & (factors[:, 3] != 0) & (channels > 1)
+    pos = (order == 3).to(torch.long).argmax(dim=1)
+    return torch.where(hue_active, pos, torch.where(apply, 4, 5))
+
+
+def color_jitter_same_slot(x: Tensor, factors: Tensor, order: Tensor, slot: int) -> Tensor:
+    """:func:`color_jitter` for a batch whose samples all share ``hue_slot`` ``slot`` < 5 (jitter applied),
+    written into ``x``: no subsets to gather or scatter. At the hue position every sample rotates its hue;
+    at the other three every sample runs its brightness, contrast or saturation blend, with factor 1 (the
+    exact identity) where that op is inactive (hue at a non-hue slot, saturation on one channel)."""
+    factors = factors.to(device=x.device, dtype=torch.float32)
+    order = order.to(x.device)
+    for pos in range(4):
+        if pos == slot:
+            x = adjust_hue(x, factors[:, 3])
+            continue
+        op = order[:, pos]
+        f = factors.gather(1, op.unsqueeze(1)).squeeze(1)
+        idle = (op == 3) | ((op == 2) & (x.shape[1] == 1))
+        x = _blend_op(x, torch.where(idle, 1.0, f), op)
     return x
 
 

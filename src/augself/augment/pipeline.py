@@ -173,12 +173,25 @@ class Augmenter(nn.Module):
         n = chunk_size(B, C, cfg.size, images.device)
         if n >= B:
             return Augmenter._apply_chunk(images, p, crop, cfg)
-        # CPU: the view is produced chunk by chunk so that every intermediate stays small (in cache, no
-        # fresh page-faulting allocations); each op is still batched over the chunk's samples.
+        # CPU, large views: samples are processed in groups that share which masked steps they take (jitter
+        # with its hue position, grayscale, blur), in chunks of at most n samples so that every intermediate
+        # stays small (in cache, no fresh page-faulting allocations). Each op then runs batched on a whole
+        # chunk with no subsets to gather and scatter; each finished chunk goes to its rows of the output.
+        slot = ops.hue_slot(p.color, p.order, p.jitter, C)
+        key = slot * 4
+        order = torch.argsort(key, stable=True)
         out = torch.empty(B, C, cfg.size, cfg.size, device=images.device, dtype=torch.float32)
-        for i in range(0, B, n):
-            sl = slice(i, min(i + n, B))
-            Augmenter._apply_chunk(images[sl], p[sl], crop[sl], cfg, out=out[sl])
+        keys, counts = torch.unique_consecutive(key[order], return_counts=True)
+        start = 0
+        for k, c in zip(keys.tolist(), counts.tolist(), strict=True):
+            for a in range(start, start + c, n):
+                idx = order[a : min(a + n, start + c)]
+                q = p[idx]
+                x = ops.crop_resize(images.index_select(0, idx), crop[idx], cfg.size, flip=q.flip)
+                if k // 4 < 5:
+                    x = ops.color_jitter_same_slot(x, q.color, q.order, k // 4)
+                out.index_put_((idx,), Augmenter._finish(x, q, cfg))
+            start += c
         return out
 
     @staticmethod
@@ -188,6 +201,12 @@ class Augmenter(nn.Module):
         # crop + resize + flip in one pass (flip folded into the column indices); x is owned from here on
         x = ops.crop_resize(images, crop, cfg.size, flip=p.flip)
         x = ops.color_jitter(x, p.color, p.order, p.jitter, inplace=True)
+        return Augmenter._finish(x, p, cfg, out)
+
+    @staticmethod
+    def _finish(x: Tensor, p: ViewParams, cfg: ViewConfig, out: Tensor | None = None) -> Tensor:
+        """The steps after colour jitter, on ``x`` (owned): grayscale -> blur -> solarize -> rotation ->
+        normalise (written into ``out`` when given)."""
         x = ops.grayscale(x, p.gray, inplace=True)
         x = ops.gaussian_blur(x, p.sigma, cfg.blur_kernel, mask=p.blur, inplace=True)
         x = ops.solarize(x, p.threshold, p.solarize)
