@@ -173,23 +173,22 @@ class Augmenter(nn.Module):
         n = chunk_size(B, C, cfg.size, images.device)
         if n >= B:
             return Augmenter._apply_chunk(images, p, crop, cfg)
-        # CPU, large views: samples are processed in groups that share which masked steps they take (jitter
-        # with its hue position, grayscale, blur), in chunks of at most n samples so that every intermediate
-        # stays small (in cache, no fresh page-faulting allocations). Each op then runs batched on a whole
-        # chunk with no subsets to gather and scatter; each finished chunk goes to its rows of the output.
+        # CPU, large views: samples are grouped by the position of their hue step (ops.hue_slot) and each
+        # group is processed in chunks of at most n samples, so every intermediate stays small (in cache, no
+        # fresh page-faulting allocations) and colour jitter runs on whole chunks with no subsets to gather
+        # and scatter (grayscale and blur stay masked); each finished chunk goes to its rows of the output.
         slot = ops.hue_slot(p.color, p.order, p.jitter, C)
-        key = slot * 4
-        order = torch.argsort(key, stable=True)
+        order = torch.argsort(slot, stable=True)
         out = torch.empty(B, C, cfg.size, cfg.size, device=images.device, dtype=torch.float32)
-        keys, counts = torch.unique_consecutive(key[order], return_counts=True)
+        slots, counts = torch.unique_consecutive(slot[order], return_counts=True)
         start = 0
-        for k, c in zip(keys.tolist(), counts.tolist(), strict=True):
+        for s, c in zip(slots.tolist(), counts.tolist(), strict=True):
             for a in range(start, start + c, n):
                 idx = order[a : min(a + n, start + c)]
                 q = p[idx]
                 x = ops.crop_resize(images.index_select(0, idx), crop[idx], cfg.size, flip=q.flip)
-                if k // 4 < 5:
-                    x = ops.color_jitter_same_slot(x, q.color, q.order, k // 4)
+                if s < 5:  # 5: jitter not applied
+                    x = ops.color_jitter_same_slot(x, q.color, q.order, s)
                 out.index_put_((idx,), Augmenter._finish(x, q, cfg))
             start += c
         return out

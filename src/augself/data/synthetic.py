@@ -254,7 +254,7 @@ def _render_chunk(
             sorted_mask[sl] = cover
     back = torch.argsort(order)  # sorted position of each row (a dim-0 gather is a fast row copy)
     torch.index_select(sorted_img, 0, back, out=img)
-    if mask is not None and sorted_mask is not None:
+    if sorted_mask is not None:  # allocated exactly when mask is wanted (generate)
         torch.index_select(sorted_mask, 0, back, out=mask)
     return f
 
