@@ -1,11 +1,37 @@
 """Shared test set-up: deterministic, small, CPU only."""
 
 import os
+from collections.abc import Callable
+from pathlib import Path
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+import numpy as np
 import pytest
 import torch
+
+COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
+
+
+def _write_colour_folder(root: Path, n_train: int = 12, n_test: int = 8, size: int = 16, seed: int = 0) -> Path:
+    """``root/{train,test}/c<k>/*.png``: class k = noisy images of colour k (a random CNN separates them)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for c, col in enumerate(COLOURS):
+            d = root / split / f"c{c}"
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                a = np.clip(np.array(col)[None, None] + rng.normal(0, 30, (size, size, 3)), 0, 255)
+                Image.fromarray(a.astype(np.uint8)).save(d / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def colour_folder() -> Callable[..., Path]:
+    """Writes a tiny three-colour ImageFolder: ``colour_folder(root, n_train=12, n_test=8, size=16, seed=0)``."""
+    return _write_colour_folder
 
 
 @pytest.fixture(autouse=True)

@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from augself.cli import main
 from augself.eval.transfer import read_preprocessing
 from augself.models import build_backbone, save_backbone
-
-COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
-
-
-def make_folder(root: Path, n_train: int = 12, n_test: int = 8, size: int = 16, seed: int = 0) -> Path:
-    """``root/{train,test}/c<k>/*.png``: class k = noisy images of colour k (a random CNN separates them)."""
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("test", n_test)):
-        for c, col in enumerate(COLOURS):
-            d = root / split / f"c{c}"
-            d.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                a = np.clip(np.array(col)[None, None] + rng.normal(0, 30, (size, size, 3)), 0, 255)
-                Image.fromarray(a.astype(np.uint8)).save(d / f"{i}.png")
-    return root
 
 
 def make_run(run: Path, seed: int = 0, size: int = 16) -> Path:
@@ -43,9 +28,9 @@ def make_run(run: Path, seed: int = 0, size: int = 16) -> Path:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def setup(tmp_path_factory: pytest.TempPathFactory, colour_folder: Callable[..., Path]) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("evalcli")
-    return {"data": make_folder(base / "colours"), "run": make_run(base / "run"), "base": base}
+    return {"data": colour_folder(base / "colours"), "run": make_run(base / "run"), "base": base}
 
 
 def _load(p: Path) -> dict[str, Any]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from augself.cli import main
 from augself.eval.report import headlines, markdown_table
@@ -27,19 +26,6 @@ datasets:
 """
 
 
-def make_folder(root: Path, n: int = 10, size: int = 16) -> Path:
-    """``root/{train,test}/c<k>/*.png``: class k = noisy images of one colour."""
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for c, col in enumerate([(200, 40, 40), (40, 200, 40), (40, 40, 200)]):
-            d = root / split / f"c{c}"
-            d.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                a = np.clip(np.array(col)[None, None] + rng.normal(0, 30, (size, size, 3)), 0, 255)
-                Image.fromarray(a.astype(np.uint8)).save(d / f"{i}.png")
-    return root
-
-
 def make_run(run: Path, seed: int) -> Path:
     torch.manual_seed(seed)
     save_backbone(build_backbone("small_cnn", widths=(8, 16)), run / "backbone.pt")
@@ -48,9 +34,9 @@ def make_run(run: Path, seed: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def setup(tmp_path_factory: pytest.TempPathFactory, colour_folder: Callable[..., Path]) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("transfer")
-    make_folder(base / "suite" / "data" / "colours")
+    colour_folder(base / "suite" / "data" / "colours", n_train=10, n_test=10)
     (base / "suite" / "tiny.yaml").write_text(SUITE)
     return {
         "suite": base / "suite" / "tiny.yaml",
