@@ -41,7 +41,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from augself.config import PretrainConfig, load_config
@@ -185,8 +185,9 @@ def bench_manual(args: argparse.Namespace, cfg: PretrainConfig, device: torch.de
 # ---- 4. AugSelf overhead on fixed batches ---------------------------------------------------------------
 def bench_augself_overhead(
     args: argparse.Namespace, cfg0: PretrainConfig, cfg1: PretrainConfig, device: torch.device
-) -> tuple[float, list[float]]:
-    """Median over interleaved repetitions of (step time with AugSelf) / (step time without)."""
+) -> tuple[float, list[float], dict[str, float]]:
+    """Median over interleaved repetitions of (step time with AugSelf) / (step time without), the ratios, and
+    the AugSelf parts measured alone as fractions of the step time without (best of each)."""
     dataset = build_dataset(cfg0.data.name, "train", size=32)
     it = iter(DataLoader(dataset, batch_size=args.batch, shuffle=True, drop_last=True, num_workers=0))
     batches = [{k: v.to(device) for k, v in next(it).items()} for _ in range(2)]
@@ -205,7 +206,7 @@ def bench_augself_overhead(
         for i in range(2):  # warm-up
             step(i)
         steps.append(step)
-    ratios = []
+    ratios, step0 = [], []
     for rep in range(args.overhead_reps):
         t = [0.0, 0.0]
         for k in (0, 1) if rep % 2 == 0 else (1, 0):
@@ -216,7 +217,49 @@ def bench_augself_overhead(
             sync(device)
             t[k] = time.perf_counter() - start
         ratios.append(t[1] / t[0])
-    return statistics.median(ratios), ratios
+        step0.append(t[0] / args.overhead_steps)
+    parts = augself_parts(module, batches[0], device, args.overhead_reps)  # module: the AugSelf one (cfg1)
+    return statistics.median(ratios), ratios, {k: v / min(step0) for k, v in parts.items()}
+
+
+def augself_parts(
+    module: PretrainModule, batch: dict[str, Any], device: torch.device, reps: int
+) -> dict[str, float]:
+    """Seconds (best of ``reps``) of the AugSelf module alone, forward + backward (heads, targets, losses)
+    on features of the step's shape, and of its heads' matrix products alone (forward, input and weight
+    gradients, as plain ``torch.mm`` of the same shapes): the floor of its cost on this machine."""
+    assert module.augself is not None
+    views = module.augmenter(batch["image"], None, generator=torch.Generator(device).manual_seed(0))
+    dim = module.method.backbone.dim
+    feats = [torch.randn(len(batch["image"]), dim, device=device, requires_grad=True) for _ in range(2)]
+    mms: list[tuple[Tensor, Tensor]] = []
+    rows = 2 * len(batch["image"])  # both orders
+    for head in module.augself.heads.values():
+        for lin in (m for m in head if isinstance(m, nn.Linear)):
+            out_f, in_f = lin.weight.shape
+            a, w, g = (torch.randn(r, c, device=device) for r, c in ((rows, in_f), (in_f, out_f), (rows, out_f)))
+            mms += [(a, w), (g, w.t()), (a.t(), g)]  # forward, grad input, grad weight
+
+    def whole() -> None:
+        loss, _ = module.augself(feats[0], feats[1], views[0].params, views[1].params, module.view_cfgs[0])
+        loss.backward()
+
+    def products() -> None:
+        for a, b in mms:
+            torch.mm(a, b)
+
+    best = {}
+    for name, fn in (("augself module", whole), ("its matrix products", products)):
+        fn()
+        times = []
+        for _ in range(reps):
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times.append(time.perf_counter() - start)
+        best[name] = min(times)
+    return best
 
 
 # ---- 5. lightly -----------------------------------------------------------------------------------------
@@ -314,6 +357,12 @@ def report(rows: list[dict[str, Any]], info: str, args: argparse.Namespace, load
             f"| AugSelf(crop, color) step time / without (fixed batches) |  | {over:.3f} | <= 1.05 | "
             f"{'yes' if over <= 1.05 else '**no**'} |"
         )
+    for part in ("augself module", "its matrix products"):
+        if med(part) is not None:
+            lines.append(
+                f"| {part} alone (fwd + bwd, best of reps) / step without: floor of the ratio |  | "
+                f"{1 + med(part):.3f} |  |  |"
+            )
     if tr_aug is not None:
         row(
             "ours + AugSelf(crop, color) end to end (Trainer): time ratio vs without",
@@ -396,8 +445,11 @@ def main(argv: list[str] | None = None) -> None:
                 start = time.perf_counter()
                 value = fn()
                 if name == "overhead":
-                    value, ratios = value
+                    value, ratios, parts = value
                     print(f"  [{rep}] overhead ratios: {', '.join(f'{x:.3f}' for x in ratios)}", flush=True)
+                    for part, frac in parts.items():
+                        print(f"  [{rep}] {part} alone: {frac:.3f} of the step without AugSelf", flush=True)
+                        r[part] = frac
                 r[name] = value
                 unit = "" if name == "overhead" else " images/s"
                 took = time.perf_counter() - start
