@@ -127,9 +127,7 @@ def time_batched(fn: Callable[[torch.Tensor], object], images: torch.Tensor, bat
     return batch / times[len(times) // 2]
 
 
-def time_torchvision(
-    images: torch.Tensor, size: int, kernel: int, batch: int, iters: int, workers: int
-) -> float:
+def time_torchvision(images: torch.Tensor, size: int, kernel: int, batch: int, iters: int, workers: int) -> float:
     """Images/s of the per-sample pipeline in ``workers`` DataLoader workers (steady state).
 
     The first ``2 * workers + 1`` batches (worker start-up and the prefetched queue) are not timed; the
@@ -200,8 +198,7 @@ def main() -> None:
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; load average {os.getloadavg()[0]:.2f}\n"
     )
     print(
-        "| size | ours (img/s) | torchvision v2 per-sample (img/s) | kornia (img/s) "
-        "| ours/torchvision | ours/kornia |"
+        "| size | ours (img/s) | torchvision v2 per-sample (img/s) | kornia (img/s) | ours/torchvision | ours/kornia |"
     )
     print("|---:|---:|---:|---:|---:|---:|")
     for size, ours, tv, kn in rows:

@@ -115,10 +115,7 @@ def bench_bare(args: argparse.Namespace, cfg: PretrainConfig, device: torch.devi
     opt = make_optimizer(method, cfg)
     g = torch.Generator().manual_seed(0)
     shape = (args.batch, 3, 32, 32)
-    views = [
-        torch.randn(shape, generator=g).to(device).contiguous(memory_format=torch.channels_last)
-        for _ in range(2)
-    ]
+    views = [torch.randn(shape, generator=g).to(device).contiguous(memory_format=torch.channels_last) for _ in range(2)]
     times = []
     for _ in range(args.warmup + args.steps):
         out = method(views)
@@ -222,9 +219,7 @@ def bench_augself_overhead(
     return statistics.median(ratios), ratios, {k: v / min(step0) for k, v in parts.items()}
 
 
-def augself_parts(
-    module: PretrainModule, batch: dict[str, Any], device: torch.device, reps: int
-) -> dict[str, float]:
+def augself_parts(module: PretrainModule, batch: dict[str, Any], device: torch.device, reps: int) -> dict[str, float]:
     """Seconds (best of ``reps``) of the AugSelf module alone, forward + backward (heads, targets, losses)
     on features of the step's shape, and of its heads' matrix products alone (forward, input and weight
     gradients, as plain ``torch.mm`` of the same shapes): the floor of its cost on this machine."""

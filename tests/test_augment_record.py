@@ -106,9 +106,7 @@ def test_each_op_alone_is_reproduced(only: dict) -> None:
 def test_random_compositions_are_reproduced(
     seed: int, channels: int, hw: tuple[int, int], size: int, strength: float, uint8: bool, normalize: bool
 ) -> None:
-    cfg = ViewConfig(
-        size=size, color_strength=strength, solarize_p=0.5, rotate_p=0.5, blur_p=0.5, normalize=normalize
-    )
+    cfg = ViewConfig(size=size, color_strength=strength, solarize_p=0.5, rotate_p=0.5, blur_p=0.5, normalize=normalize)
     aug = Augmenter(AugmentConfig(views=[cfg, cfg.with_(flip_p=0.9, jitter_p=1.0)]))
     x = _images(5, channels, *hw, seed=seed % 1000)
     if not uint8:
@@ -190,12 +188,7 @@ def test_sampled_crop_distribution() -> None:
     top, left, h, w = p.crop.unbind(1)
     assert torch.allclose(top * 64, torch.round(top * 64), atol=1e-3)
     assert torch.allclose(w * 48, torch.round(w * 48), atol=1e-3)
-    assert (
-        (top >= 0).all()
-        and (left >= 0).all()
-        and (top + h <= 1 + 1e-6).all()
-        and (left + w <= 1 + 1e-6).all()
-    )
+    assert (top >= 0).all() and (left >= 0).all() and (top + h <= 1 + 1e-6).all() and (left + w <= 1 + 1e-6).all()
     area = h * w
     assert area.min() >= 0.18 and area.max() <= 1.0 + 1e-6
     ratio = (w * 48) / (h * 64)
@@ -205,15 +198,9 @@ def test_sampled_crop_distribution() -> None:
     assert abs(p.gray.float().mean() - 0.2) < 0.04
     assert abs(p.blur.float().mean() - 0.5) < 0.04
     assert (p.sigma[p.blur] >= 0.1).all() and (p.sigma[p.blur] <= 2.0).all() and (p.sigma[~p.blur] == 0).all()
-    assert torch.equal(
-        p.color[~p.jitter], torch.tensor([1.0, 1.0, 1.0, 0.0]).expand(int((~p.jitter).sum()), 4)
-    )
+    assert torch.equal(p.color[~p.jitter], torch.tensor([1.0, 1.0, 1.0, 0.0]).expand(int((~p.jitter).sum()), 4))
     col = p.color[p.jitter]
-    assert (
-        col[:, :3].min() >= 0.6 - 1e-6
-        and col[:, :3].max() <= 1.4 + 1e-6
-        and col[:, 3].abs().max() <= 0.1 + 1e-6
-    )
+    assert col[:, :3].min() >= 0.6 - 1e-6 and col[:, :3].max() <= 1.4 + 1e-6 and col[:, 3].abs().max() <= 0.1 + 1e-6
     assert not p.solarize.any() and (p.threshold == 1).all() and (p.rot == 0).all()
     # the 4! orders all occur
     assert len({tuple(o) for o in p.order.tolist()}) == 24

@@ -71,9 +71,7 @@ def test_small_cnn_channels_last_matches_contiguous() -> None:
 def test_resnet18_cifar_stem() -> None:
     bb = build_backbone("resnet18", cifar_stem=True)
     conv1 = bb.net.conv1
-    assert (
-        bb.dim == 512 and conv1.kernel_size == (3, 3) and conv1.stride == (1, 1) and conv1.padding == (1, 1)
-    )
+    assert bb.dim == 512 and conv1.kernel_size == (3, 3) and conv1.stride == (1, 1) and conv1.padding == (1, 1)
     assert isinstance(bb.net.maxpool, nn.Identity) and isinstance(bb.net.fc, nn.Identity)
     feats: dict[str, torch.Size] = {}
 

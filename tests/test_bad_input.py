@@ -33,7 +33,6 @@ TINY = [
 ]
 
 
-
 def _fails(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 2) -> str:
     rc = main(["pretrain", *argv])
     err = capsys.readouterr().err

@@ -10,9 +10,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def test_defaults_and_overrides() -> None:
-    cfg = load_config(
-        None, ["augself.crop=1.0", "augself.color=0.5", "trainer.batch_size=64", "augment.size=16"]
-    )
+    cfg = load_config(None, ["augself.crop=1.0", "augself.color=0.5", "trainer.batch_size=64", "augment.size=16"])
     assert cfg.augself == {"crop": 1.0, "color": 0.5}
     assert cfg.trainer.batch_size == 64
     views = cfg.augment.build().views

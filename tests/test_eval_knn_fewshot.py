@@ -137,9 +137,7 @@ def test_batched_logreg_is_stationary() -> None:
     A, b, iters = batched_logreg_dual(x @ x.transpose(1, 2), y, 3, C=2.0)
     W = (x.transpose(1, 2) @ A).requires_grad_()
     bb = b.clone().requires_grad_()
-    loss = 2.0 * torch.nn.functional.cross_entropy(
-        (x @ W + bb[:, None]).reshape(-1, 3), y.reshape(-1), reduction="sum"
-    )
+    loss = 2.0 * torch.nn.functional.cross_entropy((x @ W + bb[:, None]).reshape(-1, 3), y.reshape(-1), reduction="sum")
     (loss + 0.5 * (W**2).sum()).backward()
     assert W.grad.abs().max() < 1e-5 and bb.grad.abs().max() < 1e-5
     assert int(iters.max()) < 30

@@ -80,9 +80,7 @@ def test_float32_grid_search_matches_sklearn_accuracy() -> None:
     xt, yt = _blobs(1000, 16, 5, 0.5, seed=3)
     xt, yt = xt[:1000], yt[:1000]
     grid = WD_GRID[::6]
-    r = linear_eval(
-        x[:1200], y[:1200], xt, yt, val_feats=x[1200:], val_labels=y[1200:], wd_grid=grid, progress=False
-    )
+    r = linear_eval(x[:1200], y[:1200], xt, yt, val_feats=x[1200:], val_labels=y[1200:], wd_grid=grid, progress=False)
     xa = lambda z: np.hstack([z.double().numpy(), np.ones((len(z), 1))])  # noqa: E731
     best = (-1.0, None)
     for wd in grid:
@@ -213,9 +211,7 @@ def test_feature_cache(tmp_path) -> None:
     ds = _Images()
     net = _MeanPool()
     cache = FeatureCache(tmp_path)
-    kw = dict(
-        name="toy", split="test", size=8, mean=(0.5,) * 3, std=(0.25,) * 3, device="cpu", progress=False
-    )
+    kw = dict(name="toy", split="test", size=8, mean=(0.5,) * 3, std=(0.25,) * 3, device="cpu", progress=False)
     f1, _ = cache.get_or_extract(net, ds, **kw)
     assert len(list(tmp_path.glob("*.pt"))) == 1
     f2, _ = cache.get_or_extract(net, _Images(seed=1), **kw)  # same key -> cached (not recomputed)
@@ -270,9 +266,7 @@ def _ill_conditioned(n: int = 500, seed: int = 6) -> tuple[torch.Tensor, torch.T
     return (x * torch.logspace(-1, 1, 8) + 20.0).double(), y
 
 
-def _objective_and_grad(
-    x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, wd: float
-) -> tuple[float, torch.Tensor]:
+def _objective_and_grad(x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, wd: float) -> tuple[float, torch.Tensor]:
     """The reference objective / N and its gradient, by autograd (independent of the solver's closed form)."""
     th = theta.clone().requires_grad_(True)
     xa = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)

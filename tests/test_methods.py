@@ -199,19 +199,13 @@ def test_supervised_loss_naive() -> None:
     for lg in logits:
         rows = as_list(lg)
         ref += (
-            sum(
-                -(r[y] - math.log(sum(math.exp(x) for x in r)))
-                for r, y in zip(rows, labels.tolist(), strict=True)
-            )
-            / 5
+            sum(-(r[y] - math.log(sum(math.exp(x) for x in r))) for r, y in zip(rows, labels.tolist(), strict=True)) / 5
         )
     close(supervised_loss(logits, labels), ref / 2)
 
 
 # ---- (2) every method trains ----------------------------------------------------------------------
-def train(
-    method: nn.Module, batches: list[tuple[list[Tensor], Tensor]], steps: int, lr: float = 0.05
-) -> list[float]:
+def train(method: nn.Module, batches: list[tuple[list[Tensor], Tensor]], steps: int, lr: float = 0.05) -> list[float]:
     """The trainer's step: forward, backward, ``on_after_backward(step)`` hook, SGD, EMA of momentum pairs."""
     opt = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=lr, momentum=0.9)
     losses = []
@@ -277,8 +271,7 @@ def test_method_class_contract() -> None:
     assert METHODS["simsiam"].fixed_lr_modules == ("predictor",)
     assert METHODS["byol"].momentum_schedule == "cosine"
     defaults = {
-        n: {k: p.default for k, p in inspect.signature(c.__init__).parameters.items()}
-        for n, c in METHODS.items()
+        n: {k: p.default for k, p in inspect.signature(c.__init__).parameters.items()} for n, c in METHODS.items()
     }
     assert defaults["simclr"]["temperature"] == 0.2 and defaults["simclr"]["proj_dim"] == 128
     assert defaults["moco"]["queue_size"] == 65536 and defaults["moco"]["momentum"] == 0.999
@@ -350,9 +343,7 @@ def test_momentum_encoders_follow_ema() -> None:
         m = make(name)
         target0 = [p.clone() for p in m.momentum_backbone.parameters()]
         train(m, random_batches(1, batch=8), steps=2)
-        moved = [
-            not torch.equal(a, b) for a, b in zip(target0, m.momentum_backbone.parameters(), strict=True)
-        ]
+        moved = [not torch.equal(a, b) for a, b in zip(target0, m.momentum_backbone.parameters(), strict=True)]
         assert any(moved), name
         online = list(m.backbone.parameters())
         tgt = [p.clone() for p in m.momentum_backbone.parameters()]

@@ -44,7 +44,6 @@ STEPS = 3 * 192 // 32
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONWARNINGS": "ignore"}
 
 
-
 def _cmd(out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "augself.cli", "pretrain", "--out", str(out), *RUN, *extra]
 

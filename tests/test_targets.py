@@ -94,9 +94,7 @@ def test_crop_target_values_and_flip_mirroring() -> None:
     torch.testing.assert_close(t[0], torch.tensor([cy_a - cy_b, cx_a - cx_b, -0.1, 0.1]))
     torch.testing.assert_close(t[1], torch.tensor([cy_a - cy_b, (1 - cx_a) - (1 - cx_b), -0.1, 0.1]))
     torch.testing.assert_close(t[1, 1], -t[0, 1])
-    torch.testing.assert_close(
-        absolute_targets(a, ["crop"], CFG)["crop"][0], torch.tensor([cy_a, cx_a, 0.5, 0.4])
-    )
+    torch.testing.assert_close(absolute_targets(a, ["crop"], CFG)["crop"][0], torch.tensor([cy_a, cx_a, 0.5, 0.4]))
 
 
 def test_color_target_normalisation_and_unapplied_zero() -> None:

@@ -58,9 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip (and count) image files that cannot be decoded instead of stopping (data.skip_corrupt=true)",
     )
-    pt.add_argument(
-        "overrides", nargs="*", help="key=value overrides, e.g. augself.crop=1.0 trainer.epochs=10"
-    )
+    pt.add_argument("overrides", nargs="*", help="key=value overrides, e.g. augself.crop=1.0 trainer.epochs=10")
     pt.set_defaults(func=_pretrain)
 
     pv = sub.add_parser("preview", help="render augmented view pairs with their parameter records to a PNG")
@@ -93,8 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # ``key=value`` overrides may also follow options (``... 'augself={crop: 1}' --out runs/x trainer.epochs=5``)
-    if extra and isinstance(getattr(args, "overrides", None), list) and all(
-        "=" in e and not e.startswith("-") for e in extra
+    if (
+        extra
+        and isinstance(getattr(args, "overrides", None), list)
+        and all("=" in e and not e.startswith("-") for e in extra)
     ):
         args.overrides.extend(extra)
     elif extra:

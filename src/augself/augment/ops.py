@@ -87,9 +87,7 @@ def crop_resize(x: Tensor, boxes: Tensor, size: int | tuple[int, int], flip: Ten
     gx = (2.0 * px + 1.0) / W - 1.0
     grid = torch.stack((gx.unsqueeze(1).expand(B, oh, ow), gy.unsqueeze(2).expand(B, oh, ow)), dim=-1)
     src = x.to(torch.float32)
-    out = torch.nn.functional.grid_sample(
-        src, grid, mode="bilinear", padding_mode="border", align_corners=False
-    )
+    out = torch.nn.functional.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.mul_(1.0 / 255.0) if x.dtype == torch.uint8 else out
 
 
@@ -190,9 +188,7 @@ COLOR_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
 """Colour ops indexed as in :attr:`ViewParams.order` (0=brightness, 1=contrast, 2=saturation, 3=hue)."""
 
 
-def _apply_where(
-    x: Tensor, mask: Tensor, fn: Callable[..., Tensor], *args: Tensor, inplace: bool = False
-) -> Tensor:
+def _apply_where(x: Tensor, mask: Tensor, fn: Callable[..., Tensor], *args: Tensor, inplace: bool = False) -> Tensor:
     """Apply ``fn`` only to the samples selected by ``mask`` (batched index_select / index_put_).
 
     With ``inplace`` the result is written into ``x`` (the caller owns it); otherwise ``x`` is untouched.
@@ -329,9 +325,7 @@ def gaussian_blur(
         mask = sigma > 0
     if kernel_size < 3:
         return x
-    return _apply_where(
-        x, mask.to(x.device), lambda xs, s: _blur_all(xs, s, kernel_size), sigma, inplace=inplace
-    )
+    return _apply_where(x, mask.to(x.device), lambda xs, s: _blur_all(xs, s, kernel_size), sigma, inplace=inplace)
 
 
 def solarize(x: Tensor, threshold: Tensor, mask: Tensor) -> Tensor:

@@ -52,9 +52,7 @@ class ViewParams:
 
     @staticmethod
     def cat(records: list[ViewParams]) -> ViewParams:
-        return ViewParams(
-            **{f.name: torch.cat([getattr(r, f.name) for r in records]) for f in fields(ViewParams)}
-        )
+        return ViewParams(**{f.name: torch.cat([getattr(r, f.name) for r in records]) for f in fields(ViewParams)})
 
     def as_dict(self) -> dict[str, Tensor]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -92,9 +92,7 @@ def check_source_crop(source_crop: object, batch: int) -> Tensor | None:
     if source_crop is None:
         return None
     if not isinstance(source_crop, Tensor):
-        raise ValueError(
-            f"source_crop must be a Tensor of shape ({batch}, 4), got {type(source_crop).__name__}"
-        )
+        raise ValueError(f"source_crop must be a Tensor of shape ({batch}, 4), got {type(source_crop).__name__}")
     if tuple(source_crop.shape) != (batch, 4):
         raise ValueError(
             f"source_crop must have shape ({batch}, 4) to match the images, got {tuple(source_crop.shape)}"
@@ -152,9 +150,7 @@ class Augmenter(nn.Module):
             input_size=input_size,
         )
 
-    def apply(
-        self, images: Tensor, params: ViewParams, view_index: int, source_crop: Tensor | None = None
-    ) -> Tensor:
+    def apply(self, images: Tensor, params: ViewParams, view_index: int, source_crop: Tensor | None = None) -> Tensor:
         """Apply recorded ``params`` to ``images``; returns the (normalised) float view (B, C, S, S).
 
         ``params.crop`` is read relative to the original image when ``source_crop`` is given (the recorded
@@ -194,9 +190,7 @@ class Augmenter(nn.Module):
         return out
 
     @staticmethod
-    def _apply_chunk(
-        images: Tensor, p: ViewParams, crop: Tensor, cfg: ViewConfig, out: Tensor | None = None
-    ) -> Tensor:
+    def _apply_chunk(images: Tensor, p: ViewParams, crop: Tensor, cfg: ViewConfig, out: Tensor | None = None) -> Tensor:
         # crop + resize + flip in one pass (flip folded into the column indices); x is owned from here on
         x = ops.crop_resize(images, crop, cfg.size, flip=p.flip)
         x = ops.color_jitter(x, p.color, p.order, p.jitter, inplace=True)

@@ -102,13 +102,10 @@ def render_preview(
                 ax.set_title(title, fontsize=9)
         ax3.axis("off")
         tgt = "\n".join(
-            f"{k}: {_fmt(v[r])}" if v.dtype.is_floating_point else f"{k}: {int(v[r])}"
-            for k, v in targets.items()
+            f"{k}: {_fmt(v[r])}" if v.dtype.is_floating_point else f"{k}: {int(v[r])}" for k, v in targets.items()
         )
         text = f"view 1: {describe(p1, r)}\nview 2: {describe(p2, r)}\ntargets (1 - 2):\n{tgt}"
-        ax3.text(
-            0.0, 1.0, text, va="top", ha="left", fontsize=6.5, family="monospace", transform=ax3.transAxes
-        )
+        ax3.text(0.0, 1.0, text, va="top", ha="left", fontsize=6.5, family="monospace", transform=ax3.transAxes)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -103,9 +103,7 @@ class FileListDataset(Dataset):
         self.samples = [s for s, f in zip(self.samples, flags, strict=True) if not f]
         self.corrupt.extend(dropped)
         if dropped:
-            warnings.warn(
-                f"skipped {len(dropped)} corrupt image(s) of {len(paths)}, e.g. {dropped[0]!r}", stacklevel=2
-            )
+            warnings.warn(f"skipped {len(dropped)} corrupt image(s) of {len(paths)}, e.g. {dropped[0]!r}", stacklevel=2)
         return len(dropped)
 
 
@@ -132,9 +130,7 @@ class ImageFolderDataset(FileListDataset):
         extensions = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in extensions)
         root_p = Path(root).expanduser()
         if not root_p.is_dir():
-            raise DatasetError(
-                f"dataset root {str(root_p)!r} does not exist or is not a folder", FOLDER_LAYOUT
-            )
+            raise DatasetError(f"dataset root {str(root_p)!r} does not exist or is not a folder", FOLDER_LAYOUT)
         folder = root_p
         if split is not None:
             folder = root_p / split
@@ -155,8 +151,7 @@ class ImageFolderDataset(FileListDataset):
                 files = find_images(cdir, extensions) if cdir.is_dir() else []
                 if not files and classes is None:
                     raise DatasetError(
-                        f"class folder {str(cdir)!r} contains no images "
-                        f"(extensions: {', '.join(extensions)})",
+                        f"class folder {str(cdir)!r} contains no images (extensions: {', '.join(extensions)})",
                         FOLDER_LAYOUT,
                     )
                 samples.extend((f, i if labelled else -1) for f in files)
@@ -202,9 +197,7 @@ def _lengths(n: int, fractions: Sequence[float | int]) -> list[int]:
         return [int(f) for f in fractions]
     fr = [float(f) for f in fractions]
     if any(f < 0 for f in fr) or abs(sum(fr) - 1.0) > 1e-6:
-        raise ValueError(
-            f"fractions must be counts summing to {n} or fractions summing to 1, got {fractions}"
-        )
+        raise ValueError(f"fractions must be counts summing to {n} or fractions summing to 1, got {fractions}")
     lengths = [int(n * f) for f in fr]  # floor, remainder round-robin (as torch.utils.data.random_split)
     for i in range(n - sum(lengths)):
         lengths[i % len(lengths)] += 1

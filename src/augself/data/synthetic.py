@@ -235,10 +235,7 @@ def _render_chunk(
         "blob_amp": blob_amp,
         **f,
     }
-    p = {
-        k: torch.from_numpy(np.asarray(v, dtype=np.int64 if k == "shape" else np.float32))
-        for k, v in p.items()
-    }
+    p = {k: torch.from_numpy(np.asarray(v, dtype=np.int64 if k == "shape" else np.float32)) for k, v in p.items()}
     lo_row, hi_row = rows
     # render in shape order: each sub-batch then holds one or two shapes as contiguous slices, so the
     # per-shape distance code runs a few times per sub-batch on views instead of ten times on gathered
@@ -361,9 +358,7 @@ def generate(
     return images, factors
 
 
-def make_split(
-    n: int, size: int = 32, seed: int = 0, split: str = "train"
-) -> tuple[Tensor, dict[str, np.ndarray]]:
+def make_split(n: int, size: int = 32, seed: int = 0, split: str = "train") -> tuple[Tensor, dict[str, np.ndarray]]:
     """The first ``n`` samples of stream (``seed``, ``split``): (uint8 images (n,3,S,S), factors)."""
     out = generate(seed, 0, n, size, split)
     return out[0], out[1]

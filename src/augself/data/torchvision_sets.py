@@ -122,9 +122,7 @@ def cifar(root: str | os.PathLike[str], split: str, size: int = 32, num_classes:
         meta, key, names = "meta", "fine_labels", "fine_label_names"
     missing = [f for f in [*files, meta] if not (folder / f).is_file()]
     if missing:
-        raise DatasetError(
-            f"CIFAR-{num_classes} not found under {str(base)!r} (missing: {', '.join(missing)})", layout
-        )
+        raise DatasetError(f"CIFAR-{num_classes} not found under {str(base)!r} (missing: {', '.join(missing)})", layout)
     xs, ys = [], []
     for f in files:
         try:
@@ -154,16 +152,12 @@ def stl10(root: str | os.PathLike[str], split: str, size: int = 96) -> ArrayData
     need = [f"{p}_X.bin" for p in parts] + [f"{p}_y.bin" for p in parts if p != "unlabeled"]
     missing = [f for f in need if not (folder / f).is_file()]
     if missing:
-        raise DatasetError(
-            f"STL-10 not found under {str(base)!r} (missing: {', '.join(missing)})", STL10_LAYOUT
-        )
+        raise DatasetError(f"STL-10 not found under {str(base)!r} (missing: {', '.join(missing)})", STL10_LAYOUT)
     xs, ys = [], []
     for p in parts:
         x = np.memmap(folder / f"{p}_X.bin", dtype=np.uint8, mode="r")
         if x.size % (3 * 96 * 96):
-            raise DatasetError(
-                f"{str(folder / f'{p}_X.bin')!r} is not a whole number of 3x96x96 images", STL10_LAYOUT
-            )
+            raise DatasetError(f"{str(folder / f'{p}_X.bin')!r} is not a whole number of 3x96x96 images", STL10_LAYOUT)
         xs.append(x.reshape(-1, 3, 96, 96))
         if p == "unlabeled":
             ys.append(np.full(len(xs[-1]), -1, dtype=np.int64))

@@ -100,9 +100,7 @@ def _carve(samples: Samples, split: str, n_val: int | float, seed: int) -> Sampl
     return [samples[i] for i in (tr if split == "train" else va)]
 
 
-def _carve_per_class(
-    samples: Samples, split: str, counts: tuple[int, int], seed: int
-) -> tuple[Samples, Samples]:
+def _carve_per_class(samples: Samples, split: str, counts: tuple[int, int], seed: int) -> tuple[Samples, Samples]:
     """Per class (seeded): the first ``counts[0]`` -> train, the next ``counts[1]`` -> val, rest -> test.
 
     Returns (selected split, test) so callers can also answer ``test``.
@@ -165,9 +163,7 @@ def _food101(root: str, split: str, size: int) -> FileListDataset:
     cfile = d / "meta" / "classes.txt"
     train = _read_lines(d / "meta" / "train.txt", FOOD_LAYOUT)
     test = _read_lines(d / "meta" / "test.txt", FOOD_LAYOUT)
-    classes = (
-        _read_lines(cfile, FOOD_LAYOUT) if cfile.is_file() else sorted({ln.split("/")[0] for ln in train})
-    )
+    classes = _read_lines(cfile, FOOD_LAYOUT) if cfile.is_file() else sorted({ln.split("/")[0] for ln in train})
     idx = {c: i for i, c in enumerate(classes)}
 
     def to_samples(lines: list[str]) -> Samples:
@@ -275,9 +271,7 @@ def _flowers(root: str, split: str, size: int) -> FileListDataset:
     return _dataset(s, size, [str(i) for i in range(102)], "Flowers-102", FLOWERS_LAYOUT)
 
 
-CALTECH_LAYOUT = (
-    """  <root>/caltech101/101_ObjectCategories/<class>/image_0001.jpg   (BACKGROUND_Google is ignored)"""
-)
+CALTECH_LAYOUT = """  <root>/caltech101/101_ObjectCategories/<class>/image_0001.jpg   (BACKGROUND_Google is ignored)"""
 
 
 def _caltech101(root: str, split: str, size: int) -> FileListDataset:
@@ -291,9 +285,7 @@ def _caltech101(root: str, split: str, size: int) -> FileListDataset:
     )
     cdir = d / "101_ObjectCategories"
     classes = sorted(
-        p.name
-        for p in cdir.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and p.name != "BACKGROUND_Google"
+        p.name for p in cdir.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "BACKGROUND_Google"
     )
     samples, _ = _folder_samples(cdir, classes)
     s, _ = _carve_per_class(samples, split, (25, 5), seed=0)
@@ -316,9 +308,7 @@ def _dtd(root: str, split: str, size: int, partition: int = 1) -> FileListDatase
     }[split]
     lines = [ln for p in parts for ln in _read_lines(d / "labels" / f"{p}{partition}.txt", DTD_LAYOUT)]
     all_lines = [
-        ln
-        for p in ("train", "val", "test")
-        for ln in _read_lines(d / "labels" / f"{p}{partition}.txt", DTD_LAYOUT)
+        ln for p in ("train", "val", "test") for ln in _read_lines(d / "labels" / f"{p}{partition}.txt", DTD_LAYOUT)
     ]
     classes = sorted({ln.split("/")[0] for ln in all_lines})
     idx = {c: i for i, c in enumerate(classes)}
@@ -389,13 +379,7 @@ def _cub200(root: str, split: str, size: int) -> FileListDataset:
     ids = sorted(paths, key=int)
     tr = [(str(d / "images" / paths[i]), labels[i]) for i in ids if is_train[i] == "1"]
     te = [(str(d / "images" / paths[i]), labels[i]) for i in ids if is_train[i] != "1"]
-    s = (
-        te
-        if split == "test"
-        else tr + te
-        if split == "all"
-        else _carve(tr, split, min(1000, len(tr) // 6), 0)
-    )
+    s = te if split == "test" else tr + te if split == "all" else _carve(tr, split, min(1000, len(tr) // 6), 0)
     return _dataset(s, size, classes, "CUB-200-2011", CUB_LAYOUT)
 
 
@@ -452,11 +436,7 @@ def _aircraft(root: str, split: str, size: int) -> FileListDataset:
         else sorted({ln.split(maxsplit=1)[1] for v in lines.values() for ln in v})
     )
     idx = {c: i for i, c in enumerate(classes)}
-    s = [
-        (str(d / "images" / f"{a}.jpg"), idx[b])
-        for p in parts
-        for a, b in (ln.split(maxsplit=1) for ln in lines[p])
-    ]
+    s = [(str(d / "images" / f"{a}.jpg"), idx[b]) for p in parts for a, b in (ln.split(maxsplit=1) for ln in lines[p])]
     return _dataset(s, size, classes, "FGVC-Aircraft", AIRCRAFT_LAYOUT)
 
 
@@ -474,12 +454,7 @@ def _fc100(root: str, split: str, size: int) -> FileListDataset:
         "all": ["train", "val", "test"],
     }[split]
     classes = (
-        [
-            f"{p}/{c.name}"
-            for p in parts
-            for c in sorted((d / p).iterdir())
-            if c.is_dir() and not c.name.startswith(".")
-        ]
+        [f"{p}/{c.name}" for p in parts for c in sorted((d / p).iterdir()) if c.is_dir() and not c.name.startswith(".")]
         if all((d / p).is_dir() for p in parts)
         else []
     )
@@ -494,9 +469,7 @@ PLANT_LAYOUT = "  <root>/plant_disease/{train,test}/<class>/<image>.jpg   (test 
 
 def _plant_disease(root: str, split: str, size: int) -> FileListDataset:
     _check_split(split, "plant_disease")
-    d = _locate(
-        root, ["plant_disease", "plant-disease", "PlantVillage"], "train", PLANT_LAYOUT, "Plant Disease"
-    )
+    d = _locate(root, ["plant_disease", "plant-disease", "PlantVillage"], "train", PLANT_LAYOUT, "Plant Disease")
     test_dir = next((d / n for n in ("test", "valid", "val") if (d / n).is_dir()), None)
     if test_dir is None:
         raise DatasetError(f"no test/ (or valid/) folder in {str(d)!r}", PLANT_LAYOUT)

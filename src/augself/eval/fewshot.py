@@ -249,9 +249,7 @@ def fewshot_eval(
         its: list[Tensor] = []
         ys = torch.arange(n_way).repeat_interleave(k)
         yq = torch.arange(n_way).repeat_interleave(n_query)
-        bar = tqdm(
-            range(0, n_episodes, chunk), desc=f"few-shot {n_way}w{k}s", disable=not progress, leave=False
-        )
+        bar = tqdm(range(0, n_episodes, chunk), desc=f"few-shot {n_way}w{k}s", disable=not progress, leave=False)
         for s in bar:
             si = sup[s : s + chunk].reshape(-1, n_way * k)
             qi = qry[s : s + chunk].reshape(-1, n_way * n_query)

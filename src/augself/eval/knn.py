@@ -36,9 +36,7 @@ def weighted_knn_predict(
     if train_feats.ndim != 2 or test_feats.ndim != 2:
         raise ValueError("weighted_knn_predict: features must be 2-D (N, d)")
     if train_feats.shape[1] != test_feats.shape[1]:
-        raise ValueError(
-            f"weighted_knn_predict: feature dims differ ({train_feats.shape[1]} vs {test_feats.shape[1]})"
-        )
+        raise ValueError(f"weighted_knn_predict: feature dims differ ({train_feats.shape[1]} vs {test_feats.shape[1]})")
     if train_feats.shape[0] != train_labels.shape[0]:
         raise ValueError("weighted_knn_predict: train_feats and train_labels have different lengths")
     if train_feats.shape[0] == 0:

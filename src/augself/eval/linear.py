@@ -306,9 +306,7 @@ class _Softmax:
         pr = self.pr
         self.logits = torch.mm(self.b.t(), pr.x.t())  # (C, N): faster than x b on CPU BLAS for a tall x
         prob, lse = self._softmax(self.logits)
-        loss = float(lse.sum() - self.logits[pr.y, pr.rows].sum()) / pr.n + self.lam * self._pen_dot(
-            self.b, self.b
-        )
+        loss = float(lse.sum() - self.logits[pr.y, pr.rows].sum()) / pr.n + self.lam * self._pen_dot(self.b, self.b)
         return loss, self._grad(prob)
 
     def line(self, d: Tensor) -> Callable[[float], tuple[float, float]]:
@@ -461,9 +459,7 @@ def fit_logreg_lbfgs(
 
 
 def _predict(theta: Tensor, xa: Tensor, chunk: int = 65536) -> Tensor:
-    return torch.cat(
-        [torch.mm(theta.t(), xa[i : i + chunk].t()).argmax(0) for i in range(0, xa.shape[0], chunk)]
-    )
+    return torch.cat([torch.mm(theta.t(), xa[i : i + chunk].t()).argmax(0) for i in range(0, xa.shape[0], chunk)])
 
 
 @dataclass
@@ -683,9 +679,7 @@ def sgd_probe(
 
         sample = train_set[0]["image"]  # type: ignore[index]
         size = int(sample.shape[-1])
-        tf = v2.Compose(
-            [v2.RandomResizedCrop(size, scale=crop_scale, antialias=True), v2.RandomHorizontalFlip()]
-        )
+        tf = v2.Compose([v2.RandomResizedCrop(size, scale=crop_scale, antialias=True), v2.RandomHorizontalFlip()])
         loader = torch.utils.data.DataLoader(
             _Augmented(train_set, tf),
             batch_size=batch_size,

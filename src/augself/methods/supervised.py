@@ -32,8 +32,7 @@ class Supervised(nn.Module):
         super().__init__()
         if num_classes is None or num_classes < 2:
             raise ValueError(
-                "the supervised method needs a labelled dataset (num_classes >= 2), "
-                f"got num_classes={num_classes}"
+                f"the supervised method needs a labelled dataset (num_classes >= 2), got num_classes={num_classes}"
             )
         self.backbone = backbone
         self.classifier = nn.Linear(backbone.dim, num_classes)

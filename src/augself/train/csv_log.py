@@ -68,9 +68,7 @@ class ResumableCSVLogger(CSVLogger):
     ``keep_rows`` (from the checkpoint) bounds the kept rows to those flushed before the checkpoint was written.
     """
 
-    def __init__(
-        self, save_dir: str | Path, keep_before_step: int | None = None, keep_rows: int | None = None
-    ) -> None:
+    def __init__(self, save_dir: str | Path, keep_before_step: int | None = None, keep_rows: int | None = None) -> None:
         super().__init__(save_dir, name="", version="")
         self._resuming = keep_before_step is not None
         self._previous = (

@@ -47,17 +47,11 @@ class PretrainModule(L.LightningModule):
         if cfg.model.compile:
             backbone.compile()
         self.method = build_method(cfg.method, backbone, num_classes=num_classes, **cfg.method_args)
-        self.augself = (
-            AugSelf(backbone.dim, cfg.augself) if any(v > 0 for v in cfg.augself.values()) else None
-        )
+        self.augself = AugSelf(backbone.dim, cfg.augself) if any(v > 0 for v in cfg.augself.values()) else None
         self.essl = (
-            RotationPrediction(backbone.dim, cfg.essl.hidden_dim, cfg.essl.weight)
-            if cfg.essl.weight > 0
-            else None
+            RotationPrediction(backbone.dim, cfg.essl.hidden_dim, cfg.essl.weight) if cfg.essl.weight > 0 else None
         )
-        self.online_probe = (
-            nn.Linear(backbone.dim, num_classes) if cfg.monitor.online_probe and num_classes else None
-        )
+        self.online_probe = nn.Linear(backbone.dim, num_classes) if cfg.monitor.online_probe and num_classes else None
         self._generator: torch.Generator | None = None
         self._pending_rng: Tensor | None = None
 

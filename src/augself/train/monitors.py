@@ -57,8 +57,6 @@ class KNNMonitor(L.Callback):
         tr_x, tr_y = extract_features(backbone, self.train_set, **kw)
         te_x, te_y = extract_features(backbone, self.test_set, **kw)
         backbone.train(was_training)
-        scores = weighted_knn_predict(
-            tr_x, tr_y, te_x, num_classes=self.num_classes, k=self.k, temperature=self.t
-        )
+        scores = weighted_knn_predict(tr_x, tr_y, te_x, num_classes=self.num_classes, k=self.k, temperature=self.t)
         acc = (scores.argmax(1).cpu() == te_y.cpu()).float().mean().item() * 100
         pl_module.log("monitor/knn_top1", acc, prog_bar=True, rank_zero_only=True, sync_dist=False)

@@ -121,9 +121,7 @@ def build_scheduler(
 ) -> LambdaLR:
     """Per-step LambdaLR; groups flagged ``fixed_lr`` keep their initial lr."""
     lambdas = [
-        (lambda _s: 1.0)
-        if g.get("fixed_lr")
-        else (lambda s: warmup_cosine(s, total_steps, warmup_steps, min_ratio))
+        (lambda _s: 1.0) if g.get("fixed_lr") else (lambda s: warmup_cosine(s, total_steps, warmup_steps, min_ratio))
         for g in optimizer.param_groups
     ]
     return LambdaLR(optimizer, lambdas)

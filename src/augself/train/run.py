@@ -103,9 +103,7 @@ def maybe_cache(dataset: Dataset, cfg: PretrainConfig) -> Dataset:
     return cached
 
 
-def _loggers(
-    cfg: PretrainConfig, out: Path, resume_step: int | None, keep_rows: int | None = None
-) -> list[Logger]:
+def _loggers(cfg: PretrainConfig, out: Path, resume_step: int | None, keep_rows: int | None = None) -> list[Logger]:
     loggers: list[Logger] = []
     for name in cfg.trainer.loggers:
         if name == "csv":
@@ -181,9 +179,7 @@ def _callback_state(ckpt: dict[str, Any], cls: type) -> dict[str, Any]:
     return {}
 
 
-def run_pretrain(
-    cfg: PretrainConfig, resume: bool = False, callbacks: list[L.Callback] | None = None
-) -> Path:
+def run_pretrain(cfg: PretrainConfig, resume: bool = False, callbacks: list[L.Callback] | None = None) -> Path:
     """Pretrain according to ``cfg``; with ``resume`` continue from ``<out>/checkpoints/last.ckpt``.
 
     ``callbacks`` are extra Lightning callbacks (e.g. early stopping, custom logging).
@@ -229,12 +225,8 @@ def run_pretrain(
         m = cfg.monitor
         callbacks.append(
             KNNMonitor(
-                build_dataset(
-                    d.name, m.train_split, size=size, root=d.root, seed=cfg.seed, **_data_kwargs(cfg)
-                ),
-                build_dataset(
-                    d.name, m.test_split, size=size, root=d.root, seed=cfg.seed, **_data_kwargs(cfg, 5)
-                ),
+                build_dataset(d.name, m.train_split, size=size, root=d.root, seed=cfg.seed, **_data_kwargs(cfg)),
+                build_dataset(d.name, m.test_split, size=size, root=d.root, seed=cfg.seed, **_data_kwargs(cfg, 5)),
                 num_classes,
                 m.every_n_epochs,
                 m.k,
