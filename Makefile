@@ -22,7 +22,6 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(PY) -m pytest
 
 lint: $(STAMP)
