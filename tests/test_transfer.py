@@ -107,6 +107,53 @@ def test_example_suite_parses() -> None:
     assert all(d["protocols"] == ["linear", "fewshot"] for d in raw["datasets"])
 
 
+def test_paper_suite_parses() -> None:
+    s = load_suite(Path(__file__).resolve().parents[1] / "configs" / "transfer" / "paper.yaml")
+    by_protocol: dict[str, list[str]] = {}
+    for d in s["datasets"]:
+        assert d["data"].kind == "named"
+        for p in d["protocols"]:
+            by_protocol.setdefault(p, []).append(d["name"])
+    assert by_protocol["linear"] == [
+        *("cifar10", "cifar100", "food101", "mit67", "pets", "flowers"),
+        *("caltech101", "cars", "aircraft", "dtd", "sun397"),
+    ]
+    assert by_protocol["fewshot"] == ["fc100", "cub200", "plant_disease"]
+    fs = s["datasets"][-1]["protocols"]["fewshot"]
+    assert (fs["ways"], fs["shots"], fs["queries"], fs["episodes"]) == (5, [1, 5], 16, 2000)
+    assert s["datasets"][0]["protocols"]["linear"] == {"wd_grid_size": 45}
+
+
+def test_missing_named_datasets_reported_together_before_work(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = tmp_path / "named.yaml"
+    p.write_text(
+        "datasets:\n  - {data: data/colours, protocols: [linear]}\n".replace(  # relative to the suite: missing here...
+            "data/colours", str(setup["suite"].parent / "data" / "colours")
+        )
+        + f"  - {{data: dtd, root: {tmp_path / 'nothing'}, protocols: [linear]}}\n"
+        + f"  - {{data: fc100, root: {tmp_path / 'nothing'}, protocols: [fewshot]}}\n"
+    )
+    rc = main(["transfer", "--suite", str(p), "--runs", str(setup["run1"]), "--out", str(tmp_path / "o")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "2 dataset(s) of the suite cannot be read" in err and "Traceback" not in err
+    assert "* dtd: DTD not found" in err and "* fc100: FC100 not found" in err
+    assert err.count("Expected layout") == 2
+    assert not (tmp_path / "o").exists()  # nothing evaluated, nothing written
+
+
+def test_transfer_size_for_a_bare_backbone(setup: dict[str, Path], tmp_path: Path) -> None:
+    bare = tmp_path / "bare.pt"
+    save_backbone(build_backbone("small_cnn", widths=(8, 16)), bare)  # no preprocessing recorded, no config
+    args = ["transfer", "--suite", str(setup["suite"]), "--runs", str(bare), "--no-progress", "--no-cache"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 2  # needs --size
+    assert main([*args, "--out", str(tmp_path / "b"), "--size", "16", "--std", *["0.3"] * 3]) == 0
+    (run,) = json.loads((tmp_path / "b" / "results.json").read_text())["runs"]
+    assert run["preprocessing"]["size"] == 16 and run["preprocessing"]["std"] == [0.3] * 3
+
+
 @pytest.mark.parametrize(
     ("suite", "expect"),
     [

@@ -146,6 +146,8 @@ def add_eval_commands(sub: Any) -> None:
     tr.add_argument("--labels", nargs="+", default=None, help="column names for the runs (default: run folder names)")
     tr.add_argument("--out", required=True, help="output folder (results.json, results.md, results.png)")
     tr.add_argument("--size", type=int, default=None, help="override the evaluation resolution of every run")
+    tr.add_argument("--mean", type=float, nargs="+", default=None, help="override the normalisation mean of every run")
+    tr.add_argument("--std", type=float, nargs="+", default=None, help="override the normalisation std of every run")
     tr.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, ...")
     tr.add_argument("--cache", default=None, metavar="DIR", help="feature cache folder (default <out>/features)")
     tr.add_argument("--no-cache", action="store_true", help="do not keep features on disk")
@@ -279,6 +281,8 @@ def _transfer(args: argparse.Namespace) -> None:
         out,
         labels=args.labels,
         size=args.size,
+        mean=args.mean,
+        std=args.std,
         device=device,
         cache=cache,
         batch_size=args.batch_size,

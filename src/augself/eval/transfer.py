@@ -768,6 +768,27 @@ def load_suite(suite: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, A
     }
 
 
+def check_named_datasets(spec: Mapping[str, Any]) -> None:
+    """Open the test split of every *named* dataset of a parsed suite (folder paths were checked by
+    :func:`load_suite`); raise one :class:`DatasetError` naming every missing one with its expected layout."""
+    from augself.data.registry import build_dataset
+
+    problems = []
+    for ds in spec["datasets"]:
+        d: EvalData = ds["data"]
+        if d.kind != "named":
+            continue
+        try:
+            build_dataset(d.spec, "test", size=int(ds["size"] or spec["size"] or 32), root=d.root, seed=d.seed)
+        except DatasetError as e:
+            problems.append(f"* {d.name}: {e}")
+    if problems:
+        raise DatasetError(
+            f"{len(problems)} dataset(s) of the suite cannot be read (named datasets are read from the entry's "
+            f"'root', else $AUGSELF_DATA, else ./data):\n" + "\n".join(problems)
+        )
+
+
 def _unique_labels(labels: list[str]) -> list[str]:
     out: list[str] = []
     for lab in labels:
@@ -785,6 +806,8 @@ def run_transfer(
     *,
     labels: Sequence[str] | None = None,
     size: int | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
     device: str | torch.device | None = None,
     cache: str | os.PathLike[str] | bool | None = True,
     batch_size: int | None = None,
@@ -796,7 +819,8 @@ def run_transfer(
     ``out/results.md`` and ``out/results.png``.
 
     ``cache=True`` keeps features under ``out/features`` (a path: there; ``False``/``None``: no disk cache).
-    ``size`` overrides every backbone's evaluation resolution (else the suite's / the pretraining one).
+    ``size`` overrides every backbone's evaluation resolution (else the suite's / the pretraining one), and
+    ``mean``/``std`` its normalisation; a bare ``backbone.pt`` without recorded preprocessing needs ``size``.
     Returns the ``results.json`` content.
     """
     t_start = time.perf_counter()
@@ -804,6 +828,7 @@ def run_transfer(
         raise ValueError("transfer: give at least one run (run directory or backbone.pt)")
     spec = load_suite(suite)
     files = [backbone_file(r) for r in runs]  # fail fast on a missing run
+    check_named_datasets(spec)  # ... and on a missing named dataset, before hours of evaluation
     if labels is not None and len(labels) != len(runs):
         raise ValueError(f"transfer: {len(labels)} labels for {len(runs)} runs")
     out_dir = Path(out).expanduser()
@@ -815,7 +840,7 @@ def run_transfer(
     run_labels: list[str] = []
     run_labels = _unique_labels([_default_label(f) for f in files] if labels is None else [str(x) for x in labels])
     for i, f in enumerate(files):
-        lb = load_for_eval(f, label=run_labels[i])
+        lb = load_for_eval(f, size=size, mean=mean, std=std, label=run_labels[i])
         run_info.append({**lb.info(), "preprocessing": lb.pre.to_dict()})
         for ds in spec["datasets"]:
             eff_size = size or ds["size"] or spec["size"]
