@@ -76,6 +76,41 @@ def test_transfer_writes_three_files(
     assert "Δ augself" in capsys.readouterr().out
 
 
+def test_interrupted_suite_resumes_from_saved_results(
+    setup: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import augself.eval.transfer as tr
+
+    calls: list[tuple[str, str]] = []
+    real = tr.run_protocol
+
+    def counting(protocol: str, src: tr.FeatureSource, settings: dict | None = None) -> dict:
+        calls.append((src.lb.label, protocol))
+        if len(calls) == 3 and crash:  # the first run's linear and knn finish, its few-shot is interrupted
+            raise KeyboardInterrupt
+        return real(protocol, src, settings)
+
+    monkeypatch.setattr(tr, "run_protocol", counting)
+    runs, out = [setup["run1"], setup["run2"]], tmp_path / "out"
+    crash = True
+    with pytest.raises(KeyboardInterrupt):
+        tr.run_transfer(setup["suite"], runs, out, progress=False, log=None)
+    assert len(list((out / "records").glob("*.json"))) == 2  # what finished is on disk
+    crash, calls[:] = False, []
+    first = tr.run_transfer(setup["suite"], runs, out, progress=False, log=None)
+    assert calls == [("baseline", "fewshot"), ("augself", "linear"), ("augself", "knn"), ("augself", "fewshot")]
+    calls.clear()
+    again = tr.run_transfer(setup["suite"], runs, out, progress=False, log=None)
+    assert calls == [] and again["table"] == first["table"]  # everything reused, same numbers
+    changed = setup["suite"].parent / "changed.yaml"
+    changed.write_text(setup["suite"].read_text().replace("episodes: 20", "episodes: 21"))
+    tr.run_transfer(changed, runs, out, progress=False, log=None)
+    assert calls == [("baseline", "fewshot"), ("augself", "fewshot")]  # only what the change touches
+    calls.clear()
+    tr.run_transfer(changed, runs, out, progress=False, log=None, resume=False)
+    assert len(calls) == 6
+
+
 def test_markdown_difference_column() -> None:
     rows = [
         {"dataset": "a", "metric": "linear top1", "values": [80.0, 82.5, 79.0], "ci": [None] * 3},

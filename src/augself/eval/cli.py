@@ -153,6 +153,11 @@ def add_eval_commands(sub: Any) -> None:
     tr.add_argument("--no-cache", action="store_true", help="do not keep features on disk")
     tr.add_argument("--batch-size", type=int, default=None, help="feature-extraction batch size (default 256)")
     tr.add_argument("--workers", type=int, default=0, help="DataLoader workers for decoding (default 0)")
+    tr.add_argument(
+        "--recompute",
+        action="store_true",
+        help="evaluate everything again (default: reuse the results an earlier run saved in <out>/records)",
+    )
     tr.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
     tr.set_defaults(func=_transfer)
 
@@ -288,6 +293,7 @@ def _transfer(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         num_workers=args.workers,
         progress=args.progress,
+        resume=not args.recompute,
     )
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
     print((out / "results.md").read_text().split("\n\n", 3)[-1].rstrip())

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import json
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -813,10 +815,15 @@ def run_transfer(
     batch_size: int | None = None,
     num_workers: int = 0,
     progress: bool = True,
+    resume: bool = True,
     log: Any = print,
 ) -> dict[str, Any]:
     """Run a transfer suite over ``runs`` (run directories or backbone files) and write ``out/results.json``,
     ``out/results.md`` and ``out/results.png``.
+
+    Every finished evaluation is saved at once under ``out/records/``; with ``resume`` (default) a re-run
+    into the same ``out`` reuses those made with the same backbone weights, data, protocol, settings and
+    preprocessing, so an interrupted suite continues where it stopped.
 
     ``cache=True`` keeps features under ``out/features`` (a path: there; ``False``/``None``: no disk cache).
     ``size`` overrides every backbone's evaluation resolution (else the suite's / the pretraining one), and
@@ -855,11 +862,27 @@ def run_transfer(
                 progress=progress,
             )
             for proto, settings in ds["protocols"].items():
-                rec = run_protocol(proto, src, settings)
+                saved = out_dir / "records" / _safe_name(f"{lb.hash[:16]}-{src.data.name}-{proto}.json")
+                key = _json_normal(
+                    {
+                        "backbone_sha256": lb.hash,
+                        "data": src.data.info(),
+                        "protocol": proto,
+                        "settings": protocol_settings(proto, settings),  # with the defaults in force
+                        "preprocessing": {**lb.pre.to_dict(), "size": src.size},
+                    }
+                )
+                rec = _load_saved(saved, key) if resume else None
+                if rec is None:
+                    rec = run_protocol(proto, src, settings)
+                    write_json({"key": key, "record": rec}, saved)  # a crash later loses nothing done so far
+                    note = ""
+                else:
+                    note = f" (saved result reused: {saved.name})"
                 rec["run"] = lb.label
                 records.append(rec)
                 if log:
-                    log(f"[{lb.label}] {summary_line(rec)}")
+                    log(f"[{lb.label}] {summary_line(rec)}{note}")
         del lb
     rows = _table_rows(records, run_labels, [d["name"] for d in spec["datasets"]])
     result = {
@@ -890,6 +913,27 @@ def run_transfer(
     (out_dir / "results.md").write_text("\n".join(md))
     bar_chart(rows, run_labels, out_dir / "results.png", title=f"transfer: {spec['name']}")
     return result
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def _json_normal(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples -> lists, paths -> strings), for key comparison."""
+    return json.loads(json.dumps(obj, default=str, sort_keys=True))
+
+
+def _load_saved(path: Path, key: Any) -> dict[str, Any] | None:
+    """The record saved at ``path`` by an earlier (possibly interrupted) run of the suite when it was made
+    with the same backbone weights, data, protocol, settings and preprocessing; else ``None``."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # absent or unreadable: recompute (the write is atomic, so this is rare)
+    if not isinstance(saved, dict) or saved.get("key") != key or not isinstance(saved.get("record"), dict):
+        return None
+    return saved["record"]
 
 
 def _table_rows(records: list[dict[str, Any]], runs: list[str], order: list[str]) -> list[dict[str, Any]]:
