@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from augself.cli import main
-from augself.eval.transfer import read_preprocessing
+from augself.eval.backbone_loading import read_preprocessing
 from augself.models import build_backbone, save_backbone
 
 

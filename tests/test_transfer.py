@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -84,7 +85,7 @@ def test_interrupted_suite_resumes_from_saved_results(
     calls: list[tuple[str, str]] = []
     real = tr.run_protocol
 
-    def counting(protocol: str, src: tr.FeatureSource, settings: dict | None = None) -> dict:
+    def counting(protocol: str, src: Any, settings: dict | None = None) -> dict:
         calls.append((src.lb.label, protocol))
         if len(calls) == 3 and crash:  # the first run's linear and knn finish, its few-shot is interrupted
             raise KeyboardInterrupt
@@ -225,7 +226,7 @@ def test_missing_run_fails_before_work(
 
 
 def test_fewshot_pools_follow_the_paper(setup: dict[str, Path]) -> None:
-    from augself.eval.transfer import resolve_data
+    from augself.eval.eval_data import resolve_data
 
     assert resolve_data("fc100").fewshot_splits() == ["test"]  # novel classes only (reference §6.2)
     assert resolve_data("cub200").fewshot_splits() == ["all"]  # train ∪ test

@@ -503,7 +503,7 @@ def run_awareness(
     ``out/awareness.json``, ``out/awareness.md`` (table, runs side by side) and ``out/awareness.png``;
     returns the JSON content.
     """
-    from augself.eval.transfer import load_for_eval
+    from augself.eval.backbone_loading import load_for_eval
 
     if not backbones:
         raise ValueError("give at least one backbone (a backbone.pt or a run directory)")

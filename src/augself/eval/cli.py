@@ -203,15 +203,10 @@ def _protocol_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _eval_protocol(args: argparse.Namespace) -> None:
+    from augself.eval.backbone_loading import default_out, load_for_eval
+    from augself.eval.eval_data import FeatureSource, resolve_data
+    from augself.eval.protocols import protocol_settings, run_protocol
     from augself.eval.report import summary_line, write_json
-    from augself.eval.transfer import (
-        FeatureSource,
-        default_out,
-        load_for_eval,
-        protocol_settings,
-        resolve_data,
-        run_protocol,
-    )
 
     device = _device(args.device)
     if args.size is not None and args.size < 1:
@@ -237,8 +232,9 @@ def _eval_protocol(args: argparse.Namespace) -> None:
 
 
 def _eval_awareness(args: argparse.Namespace) -> None:
+    from augself.eval.backbone_loading import backbone_file
+    from augself.eval.eval_data import resolve_data
     from augself.eval.report import slug
-    from augself.eval.transfer import backbone_file, resolve_data
 
     device = _device(args.device)
     for b in args.backbone:
