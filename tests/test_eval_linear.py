@@ -294,12 +294,12 @@ def test_preconditioned_solver_same_minimiser_fewer_iterations(wd: float) -> Non
 def test_history_carried_across_wd_is_exact() -> None:
     """Warm-started fits along a grid (curvature pairs carried over, corrected for the new wd) land on the
     same minimisers as cold fits; the bias-unpenalised variant too."""
-    from augself.eval.linear import _LogReg
+    from augself.eval.logreg_lbfgs import LogRegProblem
 
     x, y = _ill_conditioned(400, seed=7)
     xa = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
     for penalize_bias in (True, False):
-        prob = _LogReg(xa, y, 3, penalize_bias=penalize_bias, precondition=True)
+        prob = LogRegProblem(xa, y, 3, penalize_bias=penalize_bias, precondition=True)
         theta = None
         for wd in (1e-2, 1.0, 100.0, 3.0):  # the last one goes down: pairs with s^T y <= 0 are dropped
             theta, _ = prob.fit(wd, theta, tol=1e-7, max_iter=5000, history_size=20, keep_history=True)
