@@ -203,7 +203,6 @@ def run_transfer(
     bs = int(batch_size or spec["batch_size"])
     records: list[dict[str, Any]] = []
     run_info: list[dict[str, Any]] = []
-    run_labels: list[str] = []
     run_labels = _unique_labels([default_label(f) for f in files] if labels is None else [str(x) for x in labels])
     for i, f in enumerate(files):
         lb = load_for_eval(f, size=size, mean=mean, std=std, label=run_labels[i])
@@ -221,23 +220,7 @@ def run_transfer(
                 progress=progress,
             )
             for proto, settings in ds["protocols"].items():
-                saved = out_dir / "records" / _safe_name(f"{lb.hash[:16]}-{src.data.name}-{proto}.json")
-                key = _json_normal(
-                    {
-                        "backbone_sha256": lb.hash,
-                        "data": src.data.info(),
-                        "protocol": proto,
-                        "settings": protocol_settings(proto, settings),  # with the defaults in force
-                        "preprocessing": {**lb.pre.to_dict(), "size": src.size},
-                    }
-                )
-                rec = _load_saved(saved, key) if resume else None
-                if rec is None:
-                    rec = run_protocol(proto, src, settings)
-                    write_json({"key": key, "record": rec}, saved)  # a crash later loses nothing done so far
-                    note = ""
-                else:
-                    note = f" (saved result reused: {saved.name})"
+                rec, note = _evaluate_or_reuse(src, proto, settings, out_dir / "records", resume)
                 rec["run"] = lb.label
                 records.append(rec)
                 if log:
@@ -272,6 +255,30 @@ def run_transfer(
     (out_dir / "results.md").write_text("\n".join(md))
     bar_chart(rows, run_labels, out_dir / "results.png", title=f"transfer: {spec['name']}")
     return result
+
+
+def _evaluate_or_reuse(
+    src: FeatureSource, proto: str, settings: Mapping[str, Any], records: Path, resume: bool
+) -> tuple[dict[str, Any], str]:
+    """Run ``proto`` on ``src`` and save the record under ``records`` at once (a crash later loses nothing
+    done so far), or, with ``resume``, reuse the record saved there for the same backbone weights, data,
+    protocol, settings (defaults included) and preprocessing. Returns the record and a note for the log."""
+    saved = records / _safe_name(f"{src.lb.hash[:16]}-{src.data.name}-{proto}.json")
+    key = _json_normal(
+        {
+            "backbone_sha256": src.lb.hash,
+            "data": src.data.info(),
+            "protocol": proto,
+            "settings": protocol_settings(proto, settings),
+            "preprocessing": {**src.lb.pre.to_dict(), "size": src.size},
+        }
+    )
+    rec = _load_saved(saved, key) if resume else None
+    if rec is not None:
+        return rec, f" (saved result reused: {saved.name})"
+    rec = run_protocol(proto, src, settings)
+    write_json({"key": key, "record": rec}, saved)
+    return rec, ""
 
 
 def _safe_name(name: str) -> str:
