@@ -189,9 +189,11 @@ def bench_augself_overhead(
     it = iter(DataLoader(dataset, batch_size=args.batch, shuffle=True, drop_last=True, num_workers=0))
     batches = [{k: v.to(device) for k, v in next(it).items()} for _ in range(2)]
     steps: list[Callable[[int], None]] = []
+    modules: list[PretrainModule] = []
     for cfg in (cfg0, cfg1):
         torch.manual_seed(0)
         module = PretrainModule(cfg, _num_classes(dataset)).to(device).train()
+        modules.append(module)
         opt = make_optimizer(module, cfg)
 
         def step(i: int, module: PretrainModule = module, opt: torch.optim.Optimizer = opt) -> None:
@@ -215,7 +217,7 @@ def bench_augself_overhead(
             t[k] = time.perf_counter() - start
         ratios.append(t[1] / t[0])
         step0.append(t[0] / args.overhead_steps)
-    parts = augself_parts(module, batches[0], device, args.overhead_reps)  # module: the AugSelf one (cfg1)
+    parts = augself_parts(modules[1], batches[0], device, args.overhead_reps)  # the AugSelf one (cfg1)
     return statistics.median(ratios), ratios, {k: v / min(step0) for k, v in parts.items()}
 
 

@@ -52,13 +52,17 @@ def _common(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 
 
-def _features_opts(p: argparse.ArgumentParser) -> None:
+def _normalisation_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mean", type=float, nargs="+", default=None, help="normalisation mean (default: the pretraining one)"
     )
     p.add_argument(
         "--std", type=float, nargs="+", default=None, help="normalisation std (default: the pretraining one)"
     )
+
+
+def _features_opts(p: argparse.ArgumentParser) -> None:
+    _normalisation_opts(p)
     p.add_argument(
         "--cache",
         default=None,
@@ -146,8 +150,7 @@ def add_eval_commands(sub: Any) -> None:
     tr.add_argument("--labels", nargs="+", default=None, help="column names for the runs (default: run folder names)")
     tr.add_argument("--out", required=True, help="output folder (results.json, results.md, results.png)")
     tr.add_argument("--size", type=int, default=None, help="override the evaluation resolution of every run")
-    tr.add_argument("--mean", type=float, nargs="+", default=None, help="override the normalisation mean of every run")
-    tr.add_argument("--std", type=float, nargs="+", default=None, help="override the normalisation std of every run")
+    _normalisation_opts(tr)
     tr.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, ...")
     tr.add_argument("--cache", default=None, metavar="DIR", help="feature cache folder (default <out>/features)")
     tr.add_argument("--no-cache", action="store_true", help="do not keep features on disk")
