@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from augself.data.errors import CorruptImageError, DatasetError
 from augself.data.imageio import is_image_file, load_rgb, to_source
+from augself.data.walk import WalkGuard, list_class_dirs, walk_files
 
 __all__ = [
     "IMG_EXTENSIONS",
@@ -32,13 +33,19 @@ FOLDER_LAYOUT = """  <root>/<split>/<class>/<image>.{jpg,jpeg,png,bmp,webp,tif,t
   <root>/<image>.*                                                     (flat folder: unlabeled, label -1)"""
 
 
-def find_images(folder: str | os.PathLike[str], extensions: tuple[str, ...] = IMG_EXTENSIONS) -> list[str]:
-    """All image files below ``folder`` (recursive, follows links, hidden entries skipped), sorted."""
-    out: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        out.extend(os.path.join(dirpath, f) for f in sorted(filenames) if is_image_file(f, extensions))
-    return sorted(out)
+def find_images(
+    folder: str | os.PathLike[str],
+    extensions: tuple[str, ...] = IMG_EXTENSIONS,
+    *,
+    guard: WalkGuard | None = None,
+    exclude: Sequence[str] = (),
+) -> list[str]:
+    """All image files below ``folder`` (recursive, hidden entries skipped), sorted.
+
+    Linked folders are followed unless they loop back into ``folder``, lead into ``exclude`` (the other class
+    folders) or repeat a folder already read; those are skipped with one warning (:mod:`augself.data.walk`).
+    """
+    return walk_files(folder, lambda f: is_image_file(f, extensions), guard=guard, exclude=exclude)
 
 
 class FileListDataset(Dataset):
@@ -142,13 +149,16 @@ class ImageFolderDataset(FileListDataset):
                     FOLDER_LAYOUT,
                 )
         self.root = str(folder)
-        subdirs = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+        guard = WalkGuard()  # one dataset: each real folder read once, loops skipped and reported together
+        subdirs = list_class_dirs(folder, guard)
         samples: list[tuple[str, int]] = []
         if classes is not None or subdirs:
             class_names = list(classes) if classes is not None else subdirs
-            for i, c in enumerate(class_names):
-                cdir = folder / c
-                files = find_images(cdir, extensions) if cdir.is_dir() else []
+            class_dirs = [folder / c for c in class_names]
+            reals = [os.path.realpath(d) for d in class_dirs]
+            for i, cdir in enumerate(class_dirs):
+                others = [r for j, r in enumerate(reals) if j != i]
+                files = find_images(cdir, extensions, guard=guard, exclude=others) if cdir.is_dir() else []
                 if not files and classes is None:
                     raise DatasetError(
                         f"class folder {str(cdir)!r} contains no images (extensions: {', '.join(extensions)})",
@@ -159,7 +169,7 @@ class ImageFolderDataset(FileListDataset):
                 raise DatasetError(f"no images found in {str(folder)!r}", FOLDER_LAYOUT)
         else:
             class_names = []
-            files = find_images(folder, extensions)
+            files = find_images(folder, extensions, guard=guard)
             if not files:
                 raise DatasetError(
                     f"folder {str(folder)!r} is empty: no class folders and no images "
@@ -167,6 +177,7 @@ class ImageFolderDataset(FileListDataset):
                     FOLDER_LAYOUT,
                 )
             samples = [(f, -1) for f in files]
+        guard.warn()
         super().__init__(samples, size, class_names, skip_corrupt=skip_corrupt)
 
 

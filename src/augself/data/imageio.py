@@ -16,7 +16,10 @@ Orientation metadata (EXIF) is ignored, like torchvision.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +28,7 @@ from PIL import Image
 
 from augself.data.errors import CorruptImageError
 
-__all__ = ["crop_box", "load_rgb", "to_rgb", "to_source"]
+__all__ = ["crop_box", "draft_factor", "load_rgb", "resized_crops", "to_rgb", "to_source"]
 
 
 def _gray_to_rgb(a: np.ndarray) -> Image.Image:
@@ -66,7 +69,9 @@ def load_rgb(path: str | os.PathLike[str], draft_size: int | None = None) -> Ima
 
     ``draft_size`` lets JPEG decoding shrink by a power of two while both sides stay >= ``draft_size``
     (much faster for large photos; the crop fractions of :func:`to_source` are unaffected).
-    Raises :class:`CorruptImageError` naming the file if it is truncated, corrupt or not an image.
+    Raises :class:`CorruptImageError` naming the file if it is truncated, corrupt, not an image, or declares more
+    than twice ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (PIL's decompression-bomb limit, about 179 M pixels);
+    ``FileNotFoundError`` / ``PermissionError`` / ``IsADirectoryError`` pass through unchanged.
     """
     path = str(path)
     try:
@@ -80,11 +85,13 @@ def load_rgb(path: str | os.PathLike[str], draft_size: int | None = None) -> Ima
                     im.draft("RGB", (max(1, w // f), max(1, h // f)))
             im.load()
             return to_rgb(im).copy()
-    except CorruptImageError:
-        raise
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as e:
+    except (CorruptImageError, FileNotFoundError, PermissionError, IsADirectoryError):
+        raise  # not about the bytes: the CLI reports these as they are
+    except MemoryError as e:  # huge declared size below PIL's decompression-bomb limit, on a small machine
+        raise CorruptImageError(path, "MemoryError: the image is too large to decode in the memory available") from e
+    except Exception as e:  # PIL raises many types on malformed files (OSError, ValueError,
+        # SyntaxError, EOFError, TypeError, struct.error, IndexError, DecompressionBombError, ...): all mean
+        # "cannot be decoded" (found by tests/test_image_fuzz.py)
         raise CorruptImageError(path, f"{type(e).__name__}: {e}") from e
 
 
@@ -128,3 +135,94 @@ def is_image_file(path: str | os.PathLike[str], extensions: tuple[str, ...]) -> 
     """True if ``path``'s suffix (case-insensitive) is one of ``extensions`` (with dots) and not hidden."""
     p = Path(path)
     return not p.name.startswith(".") and p.suffix.lower() in extensions
+
+
+# ---- full-image RandomResizedCrop in the DataLoader worker ---------------------------------------------------
+DRAFT_FACTORS: tuple[int, ...] = (8, 4, 2)
+"""JPEG DCT scaling factors PIL's ``draft`` can decode at (libjpeg: 1/8, 1/4, 1/2)."""
+
+Box = tuple[int, int, int, int]
+"""``(top, left, height, width)`` in integer pixels of the original image (torchvision's ``(i, j, h, w)``)."""
+
+
+def draft_factor(boxes: Sequence[Box], sizes: Sequence[int]) -> int:
+    """Largest JPEG reduction ``s`` in :data:`DRAFT_FACTORS` (else 1) at which every box still spans at least its
+    output size (``floor(h / s) >= S`` and ``floor(w / s) >= S``): decoding at 1/s then only drops detail that the
+    antialiased downscale to S would remove anyway."""
+    for s in DRAFT_FACTORS:
+        if all(h // s >= S and w // s >= S for (_, _, h, w), S in zip(boxes, sizes, strict=True)):
+            return s
+    return 1
+
+
+def resized_crops(
+    path: str | os.PathLike[str],
+    sample_boxes: Callable[[int, int], Sequence[Box]],
+    sizes: Sequence[int],
+    reduced_decode: bool = False,
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Decode ``path`` once and cut one RandomResizedCrop view per box from the **whole original image**.
+
+    ``sample_boxes(H, W)`` gets the original size (read from the header) and returns one box per view; view v is
+    resized to ``sizes[v]`` x ``sizes[v]`` with antialiased bilinear interpolation on uint8 (``F.interpolate(...,
+    antialias=True)``, torch's uint8 kernel: what torchvision's ``RandomResizedCrop`` runs on uint8 tensors, within
+    a few grey levels of its PIL path). Returns ``(views, crops)``: uint8 (3, S_v, S_v) tensors and float (V, 4)
+    ``[top, left, h, w]`` fractions of the original image (the reference's ``[i/H, j/W, h/H, w/W]``).
+
+    ``reduced_decode=True`` decodes JPEGs at 1/2, 1/4 or 1/8 scale (DCT scaling, :func:`draft_factor`) when every
+    box keeps at least its output size there; the boxes are then snapped to that coarser grid and the record holds
+    the snapped box (fractions of the reduced image, which shows the whole original). Pixels differ slightly from
+    a full decode (measured in ``benchmarks/loader_throughput.py``). Errors as :func:`load_rgb`.
+    """
+    if len(sizes) == 0:
+        raise ValueError("resized_crops needs at least one view size")
+    path = str(path)
+    with _decode_errors(path):
+        im = Image.open(path)
+    try:
+        with _decode_errors(path):
+            if getattr(im, "n_frames", 1) > 1:
+                im.seek(0)
+            W, H = im.size
+            if W <= 0 or H <= 0:
+                raise ValueError(f"image has an empty side: {W}x{H}")
+        boxes = list(sample_boxes(H, W))
+        if len(boxes) != len(sizes):
+            raise ValueError(f"sample_boxes returned {len(boxes)} boxes for {len(sizes)} views")
+        with _decode_errors(path):
+            s = draft_factor(boxes, sizes) if reduced_decode and im.format == "JPEG" else 1
+            if s > 1:
+                im.draft(im.mode, (W // s, H // s))
+            im.load()
+            rgb = to_rgb(im)
+            with warnings.catch_warnings():  # read-only buffer: only read (sliced and interpolated) below
+                warnings.simplefilter("ignore", UserWarning)
+                hwc = torch.from_numpy(np.asarray(rgb, dtype=np.uint8))
+    finally:
+        im.close()
+    x = hwc.permute(2, 0, 1).unsqueeze(0)  # (1, 3, h, w) view with channels-last strides: torch's fast uint8 path
+    dh, dw = x.shape[-2:]
+    views: list[torch.Tensor] = []
+    crops: list[list[float]] = []
+    for (t, l, h, w), S in zip(boxes, sizes, strict=True):
+        if (dh, dw) != (H, W):  # reduced decode: the same box on the coarser grid
+            t, l = min(round(t * dh / H), dh - 1), min(round(l * dw / W), dw - 1)
+            h, w = max(1, min(round(h * dh / H), dh - t)), max(1, min(round(w * dw / W), dw - l))
+        region = x[:, :, t : t + h, l : l + w]
+        out = torch.nn.functional.interpolate(region, size=(S, S), mode="bilinear", align_corners=False, antialias=True)
+        views.append(out[0])
+        crops.append([t / dh, l / dw, h / dh, w / dw])
+    return views, torch.tensor(crops, dtype=torch.float32)
+
+
+@contextlib.contextmanager
+def _decode_errors(path: str) -> Iterator[None]:
+    """Turn what PIL raises on a malformed file into :class:`CorruptImageError` (same rules as :func:`load_rgb`)."""
+    try:
+        yield
+    except (CorruptImageError, FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except MemoryError as e:
+        raise CorruptImageError(path, "MemoryError: the image is too large to decode in the memory available") from e
+    except Exception as e:  # PIL raises many types on malformed files (see load_rgb)
+        raise CorruptImageError(path, f"{type(e).__name__}: {e}") from e

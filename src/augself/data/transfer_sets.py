@@ -47,6 +47,7 @@ import torch
 from augself.data.errors import DatasetError
 from augself.data.folder import FileListDataset, ImageFolderDataset, seeded_indices
 from augself.data.torchvision_sets import CIFAR_LAYOUT, STL10_LAYOUT, cifar, stl10
+from augself.data.walk import list_class_dirs
 
 __all__ = ["SPLITS", "TRANSFER_SETS", "TransferSpec", "load_transfer"]
 
@@ -284,9 +285,7 @@ def _caltech101(root: str, split: str, size: int) -> FileListDataset:
         "Caltech-101",
     )
     cdir = d / "101_ObjectCategories"
-    classes = sorted(
-        p.name for p in cdir.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "BACKGROUND_Google"
-    )
+    classes = [c for c in list_class_dirs(cdir) if c != "BACKGROUND_Google"]
     samples, _ = _folder_samples(cdir, classes)
     s, _ = _carve_per_class(samples, split, (25, 5), seed=0)
     return _dataset(s, size, classes, "Caltech-101", CALTECH_LAYOUT)
@@ -454,7 +453,7 @@ def _fc100(root: str, split: str, size: int) -> FileListDataset:
         "all": ["train", "val", "test"],
     }[split]
     classes = (
-        [f"{p}/{c.name}" for p in parts for c in sorted((d / p).iterdir()) if c.is_dir() and not c.name.startswith(".")]
+        [f"{p}/{c}" for p in parts for c in list_class_dirs(d / p)]
         if all((d / p).is_dir() for p in parts)
         else []
     )
