@@ -143,12 +143,13 @@ def test_swav_loss_naive() -> None:
     S1, S2 = as_list(s1), as_list(s2)
     ce12 = sum(-dot(q1[i], log_softmax(S2[i])) for i in range(6)) / 6
     ce21 = sum(-dot(q2[i], log_softmax(S1[i])) for i in range(6)) / 6
-    close(swav_loss([s1, s2], t, 0.05, 3), (ce12 + ce21) / 2)
+    close(swav_loss([s1, s2], t, 0.05, 3), ce12 + ce21)  # the AugSelf reference sums both (trainers.py 373)
+    close(swav_loss([s1, s2], t, 0.05, 3, assign_reduction="mean"), (ce12 + ce21) / 2)  # SwAV's main_swav.py
     # multi-crop: extra views only predict; with 3 views each assigned code is predicted by 2 others
     s3 = F.normalize(torch.randn(6, 4), dim=1)
     ce13 = sum(-dot(q1[i], log_softmax(as_list(s3)[i])) for i in range(6)) / 6
     ce23 = sum(-dot(q2[i], log_softmax(as_list(s3)[i])) for i in range(6)) / 6
-    close(swav_loss([s1, s2, s3], t, 0.05, 3), ((ce12 + ce13) / 2 + (ce21 + ce23) / 2) / 2)
+    close(swav_loss([s1, s2, s3], t, 0.05, 3), (ce12 + ce13) / 2 + (ce21 + ce23) / 2)
 
 
 def test_barlow_twins_loss_naive() -> None:
@@ -286,7 +287,7 @@ def test_method_class_contract() -> None:
         0.05,
         3,
     )
-    assert s["freeze_prototypes_iters"] == 410
+    assert s["freeze_prototypes_iters"] == 409 and s["assign_reduction"] == "sum"
     assert defaults["barlow"]["lambd"] == 5e-3 and defaults["barlow"]["proj_dim"] == 8192
     v = defaults["vicreg"]
     assert (v["sim_weight"], v["var_weight"], v["cov_weight"], v["proj_dim"]) == (25.0, 25.0, 1.0, 8192)

@@ -8,7 +8,8 @@ parameter records (:func:`augself.augment.targets.relative_targets`). The loss
 
 is added to any method's loss; the head input is not detached, so the gradients shape the backbone.
 Head: Linear(2d, 512) -> BN -> ReLU -> Linear(512, 512) -> BN -> ReLU -> Linear(512, k) (paper, Sec. 3).
-Losses: MSE on tanh(prediction) for regression targets, BCE for flip, cross-entropy for rotation.
+Losses: MSE on tanh(prediction) for regression targets, BCE for flip, cross-entropy for rotation, computed in
+float32 under any autocast (the heads themselves run in the autocast dtype).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class AugSelf(nn.Module):
         pairs = torch.cat([torch.cat([y1, y2], 1), torch.cat([y2, y1], 1)])  # both orders: (2B, 2d)
         d12 = relative_targets(p1, p2, self.weights, cfg)
         d21 = relative_targets(p2, p1, self.weights, cfg)
-        total = y1.new_zeros(())
+        total = torch.zeros((), device=y1.device)  # float32, as each term
         logs: dict[str, Tensor] = {}
         for name, head in self.heads.items():
             pred, target = head(pairs), torch.cat([d12[name], d21[name]])
@@ -58,8 +59,13 @@ class AugSelf(nn.Module):
 
 
 def _loss(kind: str, pred: Tensor, target: Tensor) -> Tensor:
-    if kind == "regression":
-        return F.mse_loss(torch.tanh(pred), target.to(pred.dtype))
-    if kind == "binary":
-        return F.binary_cross_entropy_with_logits(pred, target.to(pred.dtype))
-    return F.cross_entropy(pred, target.long())
+    """The per-augmentation loss in float32 whatever the autocast: the prediction is upcast and the target kept
+    in float32 (a bf16 target would be off by up to 2^-9 relative; the reference trains in fp32,
+    ``trainers.py`` lines 41-46)."""
+    with torch.autocast(pred.device.type, enabled=False):
+        pred = pred.float()
+        if kind == "regression":
+            return F.mse_loss(torch.tanh(pred), target.float())
+        if kind == "binary":
+            return F.binary_cross_entropy_with_logits(pred, target.float())
+        return F.cross_entropy(pred, target.long())

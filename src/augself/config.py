@@ -44,6 +44,9 @@ class ModelConfig:
     backbone: str = "small_cnn"
     cifar_stem: bool = False
     zero_init_residual: bool = True
+    init: str = "torchvision"
+    """Conv / linear init: "torchvision" (the network's own) or "pytorch" (every conv and linear re-drawn with
+    PyTorch's default, as the AugSelf reference does: ``models.py`` lines 10-20, 30). Paper configs: "pytorch"."""
     channels_last: bool = True
     compile: bool = False
 
@@ -88,7 +91,17 @@ class OptimConfig:
     warmup_epochs: float = 0.0
     min_lr_ratio: float = 0.0
     exclude_norm_bias: bool = True
-    """No weight decay on normalisation parameters and biases."""
+    """No weight decay on normalisation parameters and biases (modern practice, Goyal et al., 2017). The AugSelf
+    reference decays every parameter (one ``optim.SGD`` over all of them, ``pretrain.py`` lines 51-53):
+    paper configs set false."""
+    lr_interval: str = "step"
+    """Granularity of the warm-up + cosine lr schedule: "step" (per optimiser step) or "epoch" (constant within
+    an epoch; the AugSelf reference's ``CosineAnnealingLR(T_max=epochs)`` stepped at every epoch end,
+    ``pretrain.py`` lines 55 and 345-348). Paper configs: "epoch"."""
+    ema_interval: str = "step"
+    """Granularity of a cosine EMA-momentum schedule (BYOL): "step" (Grill et al., 2020) or "epoch" (the value is
+    a function of the 0-based epoch, applied at every step; AugSelf reference ``trainers.py`` line 282).
+    Paper configs: "epoch"."""
     betas: tuple[float, float] = (0.9, 0.999)
     lars_eta: float = 0.02
 
@@ -98,7 +111,12 @@ class TrainerConfig:
     epochs: int = 200
     max_steps: int = -1
     batch_size: int = 256
-    """Per-device batch size."""
+    """Per-device batch size (``batch_scope: device``) or the global one (``batch_scope: global``)."""
+    batch_scope: str = "device"
+    """"device": ``batch_size`` is per device, the global batch is batch_size x devices x nodes x accumulation;
+    "global": ``batch_size`` is the global batch, split evenly over the devices and accumulation steps (as the
+    AugSelf reference's ``idist.auto_dataloader`` splits ``--batch-size`` over the GPUs, ``pretrain.py`` 274-279).
+    """
     accelerator: str = "auto"
     devices: Any = "auto"
     num_nodes: int = 1

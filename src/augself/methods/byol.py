@@ -1,8 +1,13 @@
 """BYOL (Grill et al., NeurIPS 2020) with the AugSelf reference configuration (Lee et al., NeurIPS 2021).
 
-Defaults: projector d -> 4096 (BN, ReLU) -> 256, predictor 256 -> 4096 (BN, ReLU) -> 256, EMA target
-(backbone + projector) with base tau 0.996 and the cosine schedule 1 - (1 - tau)(cos(pi k / K) + 1) / 2
-(``momentum_schedule = "cosine"``, applied by the trainer per step); symmetric loss 2 - 2 cos.
+Defaults: projector d -> 4096 (BN, ReLU) -> 256, predictor 256 -> 4096 (BN, ReLU) -> 256 (AugSelf reference
+``pretrain.py`` lines 163-188), EMA target (backbone + projector) with base tau 0.996 and the cosine schedule
+1 - (1 - tau)(cos(pi k / K) + 1) / 2 (``momentum_schedule = "cosine"``), applied by the trainer after every
+optimiser step. With ``optim.ema_interval: step`` k / K is step / total steps (Grill et al., 2020); with
+``epoch`` it is the 0-based epoch / epochs, constant within an epoch, as the reference's
+``cos(pi (epoch - 1) / max_epochs)`` with ignite's 1-based epoch (``trainers.py`` line 282; paper configs).
+Loss: sum over both directions of 2 - 2 cos, i.e. the reference's ``2 (-cos - cos)`` (``trainers.py`` lines
+265-267) plus the constant 4 (same gradients).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ encoder (backbone + projector) with m = 0.999, queue K = 65536, T = 0.2, one-dir
 as the query and the momentum key of view 2; no shuffle-BN.
 
 Queue contents: standard MoCo enqueues the momentum *keys* (``enqueue="key"``, the default here). The AugSelf
-reference enqueues the gathered online queries z1 instead (its quirk Q4); ``enqueue="query"`` reproduces that.
+reference enqueues the gathered online queries z1 instead (its quirk Q4, ``trainers.py`` lines 172-175);
+``enqueue="query"`` reproduces that and the paper configs (``configs/{stl10,imagenet100}/moco*.yaml``) select it.
 The queue and its pointer are registered buffers, so checkpoints capture them.
 
 AugSelf features (reference Q4): ``[y1 from the online backbone, y2 from the momentum backbone (no grad)]``.

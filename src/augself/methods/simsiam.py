@@ -1,7 +1,9 @@
 """SimSiam (Chen & He, CVPR 2021) with the AugSelf reference configuration (Lee et al., NeurIPS 2021).
 
 Defaults: projector d -> 2048 (BN, ReLU) -> 2048 followed by BN (2 layers, AugSelf's CIFAR/STL setting; the
-ImageNet projector has 3 layers: ``proj_layers=3``); predictor 2048 -> 512 (BN, ReLU) -> 2048, trained with a
+reference's ImageNet projector has 3 layers, ``num_layers=2+int(args.dataset.startswith('imagenet'))`` in
+``pretrain.py`` line 40: ``proj_layers=3``, set by ``configs/imagenet100/simsiam.yaml``);
+predictor 2048 -> 512 (BN, ReLU) -> 2048, trained with a
 constant lr (``fixed_lr_modules = ("predictor",)``, SimSiam Sec. 4.4); symmetric negative cosine with
 stop-gradient on the targets.
 """

@@ -1,9 +1,17 @@
 """SwAV (Caron et al., NeurIPS 2020) with the AugSelf reference configuration (Lee et al., NeurIPS 2021).
 
-Defaults: projector d -> 2048 (BN, ReLU) -> 128, L2-normalised; 100 prototypes (``nn.Linear`` without bias,
-re-normalised before every forward in training) frozen for the first 410 iterations; Sinkhorn-Knopp with
-eps = 0.05 and 3 iterations; T = 0.1; swapped prediction. No queue. Multi-crop is optional: views beyond the
-first two (small crops) are only predicted, never assigned codes.
+Defaults (AugSelf reference ``pretrain.py`` lines 216-245, ``trainers.py`` lines 330-393): projector d -> 2048
+(BN, ReLU) -> 128, L2-normalised; 100 prototypes (``nn.Linear`` without bias, re-normalised before every forward in
+training) frozen for the first 409 optimiser steps; Sinkhorn-Knopp with eps = 0.05 and 3 iterations; T = 0.1;
+swapped prediction. No queue. Multi-crop is optional: views beyond the first two (small crops) are only predicted,
+never assigned codes.
+
+Loss scale: the reference *sums* the two swapped terms, ``loss1 + loss2`` (``trainers.py`` lines 371-373), so
+that is the default (``assign_reduction="sum"``); SwAV's own code averages over the assigned views
+(facebookresearch/swav ``main_swav.py::train``, ``loss /= len(args.crops_for_assign)``), which is
+``assign_reduction="mean"`` and halves the loss, i.e. doubles AugSelf's lambda relative to it.
+Freezing: the reference drops the prototype gradients while ``engine.state.iteration < 410``
+(``trainers.py`` line 384) and ignite's iteration counter is 1-based, so 409 steps are frozen.
 
 Prototype freezing: the trainer calls :meth:`SwAV.on_after_backward` (alias :meth:`SwAV.on_train_step`) with
 the global step after ``backward``; it drops the prototype gradients while ``step < freeze_prototypes_iters``
@@ -51,11 +59,23 @@ def sinkhorn(scores: Tensor, eps: float = 0.05, iters: int = 3) -> Tensor:
     return (q * b).T
 
 
+ASSIGN_REDUCTIONS: tuple[str, ...] = ("sum", "mean")
+
+
 def swav_loss(
-    scores: list[Tensor], temperature: float = 0.1, eps: float = 0.05, iters: int = 3, n_assign: int = 2
+    scores: list[Tensor],
+    temperature: float = 0.1,
+    eps: float = 0.05,
+    iters: int = 3,
+    n_assign: int = 2,
+    assign_reduction: str = "sum",
 ) -> Tensor:
     """Swapped prediction: codes of view ``i < n_assign`` (Sinkhorn, no grad) are predicted from every other
-    view ``j`` by ``softmax(scores_j / T)``; cross-entropies averaged over ``j`` then over ``i``."""
+    view ``j`` by ``softmax(scores_j / T)``; cross-entropies averaged over ``j``, then summed over ``i``
+    (``assign_reduction="sum"``, the AugSelf reference ``trainers.py`` lines 371-373) or averaged
+    (``"mean"``, SwAV's ``main_swav.py``). With two views, "sum" is ``CE(q1, p2) + CE(q2, p1)``."""
+    if assign_reduction not in ASSIGN_REDUCTIONS:
+        raise ValueError(f"assign_reduction must be one of {', '.join(ASSIGN_REDUCTIONS)}, got {assign_reduction!r}")
     total = scores[0].new_zeros((), dtype=torch.float32)
     for i in range(n_assign):
         q = sinkhorn(scores[i], eps, iters)
@@ -63,7 +83,7 @@ def swav_loss(
         log_p = [F.log_softmax(scores[j].float() / temperature, dim=1) for j in others]
         sub = sum(-(q * lp).sum(dim=1).mean() for lp in log_p)
         total = total + sub / len(others)
-    return total / n_assign
+    return total if assign_reduction == "sum" else total / n_assign
 
 
 class SwAV(nn.Module):
@@ -85,12 +105,19 @@ class SwAV(nn.Module):
         temperature: float = 0.1,
         sinkhorn_eps: float = 0.05,
         sinkhorn_iters: int = 3,
-        freeze_prototypes_iters: int = 410,
+        freeze_prototypes_iters: int = 409,
+        assign_reduction: str = "sum",
         num_classes: int | None = None,
     ) -> None:
         """Args (AugSelf reference / SwAV defaults): projector 2048-128, 100 prototypes, T 0.1, eps 0.05,
-        3 Sinkhorn iterations, prototypes frozen for 410 iterations. ``num_classes`` is unused."""
+        3 Sinkhorn iterations, prototypes frozen for the first 409 steps (``trainers.py`` line 384 with ignite's
+        1-based iteration), ``assign_reduction`` "sum" (reference scale, see the module docstring).
+        ``num_classes`` is unused."""
         super().__init__()
+        if assign_reduction not in ASSIGN_REDUCTIONS:
+            raise ValueError(
+                f"assign_reduction must be one of {', '.join(ASSIGN_REDUCTIONS)}, got {assign_reduction!r}"
+            )
         self.backbone = backbone
         self.projector = mlp(backbone.dim, proj_hidden_dim, proj_dim, num_layers=2)
         self.prototypes = nn.Linear(proj_dim, num_prototypes, bias=False)
@@ -98,6 +125,7 @@ class SwAV(nn.Module):
         self.sinkhorn_eps = float(sinkhorn_eps)
         self.sinkhorn_iters = int(sinkhorn_iters)
         self.freeze_prototypes_iters = int(freeze_prototypes_iters)
+        self.assign_reduction = assign_reduction
 
     def prototype_grad_enabled(self, step: int) -> bool:
         """Whether the prototypes are trained at global step ``step``."""
@@ -121,5 +149,7 @@ class SwAV(nn.Module):
         ys = [self.backbone(v) for v in views]
         zs = [F.normalize(self.projector(y), dim=1) for y in ys]
         scores = [self.prototypes(z) for z in zs]
-        loss = swav_loss(scores, self.temperature, self.sinkhorn_eps, self.sinkhorn_iters, n_assign=2)
+        loss = swav_loss(
+            scores, self.temperature, self.sinkhorn_eps, self.sinkhorn_iters, 2, assign_reduction=self.assign_reduction
+        )
         return MethodOutput(loss, ys[:2], {"swav/z_std": normalized_std(zs[0])})

@@ -3,6 +3,9 @@
 - ``resnet18`` / ``resnet50``: torchvision, random init, ``zero_init_residual=True`` and ``fc = Identity``
   as in AugSelf (Lee et al., NeurIPS 2021, ``models.py::load_backbone``). ``cifar_stem=True`` swaps conv1
   for a 3x3 stride-1 conv and drops the max-pool (``cifar_resnet18`` in AugSelf; the E-SSL CIFAR backbone).
+  ``init="pytorch"`` re-initialises every conv and linear with PyTorch's default ``reset_parameters`` after
+  construction, as the AugSelf reference does (``models.py`` lines 10-20 and 30); the default ``"torchvision"``
+  keeps torchvision's kaiming-normal (fan_out) conv init.
 - ``small_cnn``: four 3x3 conv-BN-ReLU blocks (16-64-128-256), global average pool -> 256-d; a fast CPU
   workhorse for demos and tests at 32 px.
 - ``timm:<model_name>``: any timm model with ``num_classes=0`` (needs ``pip install timm``).
@@ -24,6 +27,9 @@ from torch import Tensor, nn
 from augself.names import unknown_name_message
 
 BACKBONES: tuple[str, ...] = ("resnet18", "resnet50", "small_cnn", "timm:<model_name>")
+#: ``build_backbone(init=...)``: "torchvision" (the network's own init) or "pytorch" (the AugSelf reference's
+#: re-initialisation of every conv / linear with PyTorch's default, ``models.py::reset_parameters``).
+INITS: tuple[str, ...] = ("torchvision", "pytorch")
 #: small_cnn default widths; a 16-channel full-resolution stem keeps a batch-256 fwd+bwd at 32 px at ~0.2 s on
 #: 2 CPU cores (channels_last), against ~0.35 s with a 32-channel stem.
 SMALL_CNN_WIDTHS: tuple[int, ...] = (16, 64, 128, 256)
@@ -77,7 +83,7 @@ def small_cnn(in_channels: int = 3, widths: tuple[int, ...] = SMALL_CNN_WIDTHS) 
 
 
 def _resnet(
-    name: str, cifar_stem: bool, zero_init_residual: bool, in_channels: int, **kw: Any
+    name: str, cifar_stem: bool, zero_init_residual: bool, in_channels: int, init: str = "torchvision", **kw: Any
 ) -> tuple[nn.Module, int]:
     import torchvision
 
@@ -87,11 +93,25 @@ def _resnet(
         net.maxpool = nn.Identity()
     elif in_channels != 3:
         net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-    if cifar_stem or in_channels != 3:
+    if (cifar_stem or in_channels != 3) and init == "torchvision":
         nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
     dim = net.fc.in_features
     net.fc = nn.Identity()
     return net, dim
+
+
+def reset_to_pytorch_default(net: nn.Module) -> None:
+    """Re-draw every conv and linear with PyTorch's default init, in ``net.modules()`` order.
+
+    The AugSelf reference does this to every backbone and MLP (``models.py::reset_parameters``, lines 10-20,
+    called at line 30): convs get ``Conv2d.reset_parameters()`` (kaiming-uniform with a = sqrt(5), i.e.
+    U(+-1/sqrt(fan_in))) instead of torchvision's kaiming-normal (fan_out); linears U(+-1/sqrt(fan_in)) for
+    weight and bias, which is ``Linear.reset_parameters()``. Norm layers are untouched, so
+    ``zero_init_residual`` survives, as in the reference.
+    """
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            m.reset_parameters()
 
 
 def _timm(model_name: str, in_channels: int, **kw: Any) -> tuple[nn.Module, int]:
@@ -111,6 +131,7 @@ def build_backbone(
     cifar_stem: bool = False,
     zero_init_residual: bool = True,
     in_channels: int = 3,
+    init: str = "torchvision",
     **kw: Any,
 ) -> Backbone:
     """Build a randomly initialised backbone by name (see :data:`BACKBONES`).
@@ -120,11 +141,16 @@ def build_backbone(
         cifar_stem: ResNets only: 3x3 stride-1 conv1 and no max-pool, for 32 px inputs.
         zero_init_residual: ResNets only: zero-init the last BN of each block (AugSelf default, Goyal et al.).
         in_channels: input channels (1 for grayscale data).
+        init: ``"torchvision"`` (the network's own init) or ``"pytorch"``: every conv / linear re-drawn with
+            PyTorch's default, as in the AugSelf reference (``models.py`` lines 10-20, 30); see
+            :func:`reset_to_pytorch_default`. Not stored with the weights (it only affects initialisation).
         **kw: passed to the network constructor (e.g. ``widths`` for ``small_cnn``).
     """
+    if init not in INITS:
+        raise ValueError(f"unknown backbone init {init!r}; valid: {', '.join(INITS)}")
     kwargs = dict(cifar_stem=cifar_stem, zero_init_residual=zero_init_residual, in_channels=in_channels, **kw)
     if name in ("resnet18", "resnet50"):
-        net, dim = _resnet(name, cifar_stem, zero_init_residual, in_channels, **kw)
+        net, dim = _resnet(name, cifar_stem, zero_init_residual, in_channels, init, **kw)
     elif name == "small_cnn":
         if "widths" in kw:
             kw["widths"] = tuple(int(w) for w in kw["widths"])
@@ -136,6 +162,8 @@ def build_backbone(
     else:
         valid = [b for b in BACKBONES if not b.startswith("timm:")] + ["timm:<model_name>"]
         raise ValueError(unknown_name_message(name, valid, "backbone"))
+    if init == "pytorch":
+        reset_to_pytorch_default(net)
     return Backbone(net, dim, name, kwargs)
 
 

@@ -11,12 +11,13 @@ from torch import Tensor, nn
 
 from augself.augment.pipeline import Augmenter
 from augself.augself_head import AugSelf
-from augself.config import PretrainConfig, to_dict
+from augself.config import ConfigError, PretrainConfig, to_dict
 from augself.essl import RotationPrediction
 from augself.methods import build_method
 from augself.methods.momentum import ema_update, momentum_at
-from augself.models.backbones import build_backbone
-from augself.train.optim import build_optimizer, build_scheduler, param_groups
+from augself.models.backbones import INITS, build_backbone
+from augself.train.optim import INTERVALS, build_optimizer, lr_scheduler_config, param_groups
+from augself.train.scaling import BATCH_SCOPES, batch_plan
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -30,6 +31,7 @@ class PretrainModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters({"config": to_dict(cfg), "num_classes": num_classes})
         self.cfg = cfg
+        _check_options(cfg)
         aug_cfg = cfg.augment.build()
         self.n_method_views = len(aug_cfg.views)
         if cfg.essl.weight > 0:
@@ -41,6 +43,7 @@ class PretrainModule(L.LightningModule):
             cfg.model.backbone,
             cifar_stem=cfg.model.cifar_stem,
             zero_init_residual=cfg.model.zero_init_residual,
+            init=cfg.model.init,
         )
         if cfg.model.channels_last:
             backbone = backbone.to(memory_format=torch.channels_last)
@@ -54,6 +57,8 @@ class PretrainModule(L.LightningModule):
         self.online_probe = nn.Linear(backbone.dim, num_classes) if cfg.monitor.online_probe and num_classes else None
         self._generator: torch.Generator | None = None
         self._pending_rng: Tensor | None = None
+        self.ema_tau: float | None = None
+        """EMA coefficient used at the last optimiser step (momentum methods only)."""
 
     # ---- augmentation RNG (part of the checkpoint so that resumed runs see the same views) -------------
     def generator(self, device: torch.device) -> torch.Generator:
@@ -121,25 +126,36 @@ class PretrainModule(L.LightningModule):
         super().optimizer_step(*args, **kwargs)
         pairs = getattr(self.method, "momentum_pairs", ())
         if pairs:
-            tau = momentum_at(
-                self.method.momentum,
-                getattr(self.method, "momentum_schedule", "const"),
-                self.global_step,
-                max(1, int(self.trainer.estimated_stepping_batches)),
-            )
+            if self.cfg.optim.ema_interval == "epoch":  # AugSelf reference, trainers.py line 282
+                position, length = self.current_epoch, max(1, self.trainer.max_epochs or 1)
+            else:
+                position, length = self.global_step, max(1, int(self.trainer.estimated_stepping_batches))
+            schedule = getattr(self.method, "momentum_schedule", "const")
+            tau = momentum_at(self.method.momentum, schedule, position, length)
+            self.ema_tau = tau
             for online, target in pairs:
                 ema_update(getattr(self.method, online), getattr(self.method, target), tau)
 
     # ---- optimisation ----------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
-        o, t = self.cfg.optim, self.cfg.trainer
-        effective_batch = t.batch_size * self.trainer.world_size * t.accumulate_grad_batches
-        lr = o.base_lr * effective_batch / 256 if o.scale_lr else o.base_lr
+        o = self.cfg.optim
+        lr = batch_plan(self.cfg.trainer, o.base_lr, o.scale_lr, self.trainer.world_size).lr
         fixed = tuple(f"method.{m}" for m in getattr(self.method, "fixed_lr_modules", ()))
         groups = param_groups(self, o.weight_decay, o.exclude_norm_bias, fixed)
         opt = build_optimizer(o.name, groups, lr, o.momentum, o.weight_decay, o.betas, o.lars_eta)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         epochs = max(1, self.trainer.max_epochs or 1)
-        warmup = round(o.warmup_epochs * total / epochs)
-        sched = build_scheduler(opt, total, warmup, o.min_lr_ratio)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        sched = lr_scheduler_config(opt, o.lr_interval, total, epochs, o.warmup_epochs, o.min_lr_ratio)
+        return {"optimizer": opt, "lr_scheduler": sched}
+
+
+def _check_options(cfg: PretrainConfig) -> None:
+    """The schedule-granularity, batch-scope and init options name a valid choice (:class:`ConfigError`)."""
+    for key, value, valid in (
+        ("optim.lr_interval", cfg.optim.lr_interval, INTERVALS),
+        ("optim.ema_interval", cfg.optim.ema_interval, INTERVALS),
+        ("trainer.batch_scope", cfg.trainer.batch_scope, BATCH_SCOPES),
+        ("model.init", cfg.model.init, INITS),
+    ):
+        if value not in valid:
+            raise ConfigError(f"{key} must be one of {', '.join(valid)}, got {value!r}")

@@ -1,8 +1,12 @@
 """Optimisers and learning-rate schedules for pretraining.
 
 - lr = base_lr * effective_batch / 256 (linear scaling rule, Goyal et al., 2017; used by AugSelf and SimCLR).
-- No weight decay on normalisation parameters and biases (common practice since Goyal et al., 2017 / BYOL).
-- Linear warm-up then cosine decay, stepped per optimisation step (SimCLR, Chen et al., 2020).
+- No weight decay on normalisation parameters and biases (common practice since Goyal et al., 2017 / BYOL) by
+  default; ``exclude_norm_bias=False`` decays every parameter, as the AugSelf reference (one ``optim.SGD`` over
+  all parameters, ``pretrain.py`` lines 51-53).
+- Linear warm-up then cosine decay, stepped per optimisation step (SimCLR, Chen et al., 2020) or per epoch
+  (``interval="epoch"``: the AugSelf reference's ``CosineAnnealingLR(T_max=epochs)`` stepped at each epoch end,
+  ``pretrain.py`` lines 55 and 345-348, i.e. ``lr_k = lr (1 + cos(pi k / E)) / 2`` during 0-based epoch k).
 - LARS (You et al., 2017) as used by SimCLR / BYOL / Barlow Twins for large batches.
 - Modules named in a method's ``fixed_lr_modules`` keep a constant lr (SimSiam predictor, Chen & He, 2021).
 """
@@ -15,6 +19,9 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
+
+#: Schedule granularities (``optim.lr_interval``, ``optim.ema_interval``).
+INTERVALS: tuple[str, ...] = ("step", "epoch")
 
 
 class LARS(torch.optim.Optimizer):
@@ -125,3 +132,23 @@ def build_scheduler(
         for g in optimizer.param_groups
     ]
     return LambdaLR(optimizer, lambdas)
+
+
+def lr_scheduler_config(
+    optimizer: torch.optim.Optimizer,
+    interval: str,
+    total_steps: int,
+    epochs: int,
+    warmup_epochs: float = 0.0,
+    min_ratio: float = 0.0,
+) -> dict:
+    """Lightning ``lr_scheduler`` entry: warm-up + cosine over ``total_steps`` steps (``interval="step"``) or over
+    ``epochs`` epochs, stepped at each epoch end (``interval="epoch"``, the AugSelf reference)."""
+    if interval not in INTERVALS:
+        raise ValueError(f"optim.lr_interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
+    epochs = max(1, epochs)
+    if interval == "epoch":
+        total, warmup = epochs, round(warmup_epochs)
+    else:
+        total, warmup = max(1, total_steps), round(warmup_epochs * max(1, total_steps) / epochs)
+    return {"scheduler": build_scheduler(optimizer, total, warmup, min_ratio), "interval": interval}

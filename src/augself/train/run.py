@@ -42,6 +42,7 @@ from augself.train.csv_log import ResumableCSVLogger
 from augself.train.module import NonFiniteLossError, PretrainModule
 from augself.train.monitors import KNNMonitor
 from augself.train.sampler import ResumableDataLoader, ResumableSampler
+from augself.train.scaling import batch_plan
 from augself.train.sync_bn import SyncBatchNormPlugin
 
 log = logging.getLogger(__name__)
@@ -236,11 +237,14 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False, callbacks: list[L.Ca
             )
         )
     trainer = build_trainer(cfg, out, callbacks, resume_step, keep_rows)
+    plan = batch_plan(cfg.trainer, cfg.optim.base_lr, cfg.optim.scale_lr, trainer.world_size)
+    if trainer.is_global_zero:
+        print(plan.describe(), flush=True)  # one line per run: the batch and lr actually used
     (out / "config.yaml").write_text(to_yaml(cfg))
     dataset = maybe_cache(dataset, cfg)
     loader: DataLoader
     common: dict[str, Any] = {
-        "batch_size": cfg.trainer.batch_size,
+        "batch_size": plan.per_device,
         "drop_last": True,
         "num_workers": d.num_workers,
         "persistent_workers": d.num_workers > 0,
