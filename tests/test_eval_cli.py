@@ -37,11 +37,18 @@ def _load(p: Path) -> dict[str, Any]:
     return json.loads(p.read_text())
 
 
+def _stem(data: Path) -> str:
+    """The default output name of ``data``: its folder name and 8 hex digits of its resolved path's SHA-256."""
+    import hashlib
+
+    return f"{data.name}-{hashlib.sha256(str(data.resolve()).encode()).hexdigest()[:8]}"
+
+
 def test_linear_writes_json_next_to_run(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     run, data = setup["run"], setup["data"]
     rc = main(["eval", "linear", "--backbone", str(run), "--data", str(data), "--wd-grid-size", "3", "--no-progress"])
     assert rc == 0
-    out = run / "eval" / "linear-colours.json"
+    out = run / "eval" / f"linear-{_stem(data)}.json"
     rec = _load(out)
     assert {"protocol", "dataset", "metrics", "settings", "backbone", "preprocessing"} <= set(rec)
     assert rec["protocol"] == "linear" and rec["dataset"] == "colours"
@@ -110,7 +117,7 @@ def test_plain_backbone_needs_size(setup: dict[str, Path], tmp_path: Path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--size" in err[0]
     assert main([*args, "--size", "16"]) == 0
-    rec = _load(tmp_path / "eval" / "knn-colours.json")
+    rec = _load(tmp_path / "eval" / f"knn-{_stem(setup['data'])}.json")
     assert rec["preprocessing"]["source"] == "command line" and rec["preprocessing"]["mean"] == [0.5, 0.5, 0.5]
 
 

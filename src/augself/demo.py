@@ -11,7 +11,6 @@ paper's L-BFGS protocol) on every task; results are whatever the runs give.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from dataclasses import dataclass
@@ -164,7 +163,9 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         "arms": {a: ARMS[a].name for a in arms},
         "top1": {a: {t: _summary(per_seed[a][t]) for t in TASKS} for a in arms},
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    from augself.eval.report import strict_json
+
+    (out / "results.json").write_text(strict_json(results, indent=2))  # NaN -> null
     table = markdown_table(results)
     (out / "report.md").write_text(_report(results, table))
     plot(results, out / "chart.png")

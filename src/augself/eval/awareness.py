@@ -21,10 +21,10 @@ augmentation parameters of two views keeps it. This module measures both sides f
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from augself.augment.config import ViewConfig
 from augself.augment.params import ViewParams
 from augself.augment.pipeline import Augmenter
 from augself.augment.targets import TARGETS, relative_targets
+from augself.eval.report import write_json
 
 __all__ = [
     "AUGMENTATIONS",
@@ -310,6 +311,7 @@ def awareness_report(
     device: str | torch.device | None = None,
     seed: int = 0,
     progress: bool = True,
+    name: str = "backbone",
 ) -> dict[str, Any]:
     """Invariance and predictability of each augmentation for a frozen ``backbone`` (see module docstring).
 
@@ -318,8 +320,11 @@ def awareness_report(
     :data:`DEFAULT_STRENGTHS` per augmentation. The probe (one hidden layer of ``probe_hidden`` units, 0 =
     linear; AdamW, full batch, ``probe_steps`` steps, the best step on a validation split kept) is trained on
     60 % of the images, selected on 20 % and scored on the other 20 %. Seeded; the backbone runs in eval
-    mode and its mode and device are restored. Returns a JSON-serialisable dict.
+    mode and its mode and device are restored. Returns a JSON-serialisable dict (undefined values, such as the
+    R² of a constant target, are NaN there and ``null`` in the written JSON). Non-finite features of the
+    unaugmented images raise :class:`~augself.eval.features.NonFiniteFeaturesError` naming ``name``.
     """
+    from augself.eval.features import check_finite
     from augself.eval.linear import default_device
 
     names = _check_augmentations(augmentations)
@@ -349,6 +354,7 @@ def awareness_report(
     try:
         ident = Augmenter.from_views(view_config(None, 0.0, size, mean, std))
         f0 = feats(ident, ViewParams.identity(n))
+        check_finite(f0, name)
         bar.update()
         shuffle = _derangement(n, g)
         for name in names:
@@ -455,11 +461,24 @@ def awareness_report(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def load_images(data: str, *, size: int, n: int, seed: int = 0, split: str = "test", root: str | None = None) -> Tensor:
+def load_images(
+    data: str,
+    *,
+    size: int,
+    n: int,
+    seed: int = 0,
+    split: str = "test",
+    root: str | None = None,
+    skip_corrupt: bool = False,
+    skipped: list[str] | None = None,
+) -> Tensor:
     """``n`` seeded images (uint8 (n, C, size, size)) of ``split`` of a dataset (name or image-folder path).
 
-    Uses :func:`augself.data.build_dataset`; all images when the split has fewer than ``n``.
+    Uses :func:`augself.data.build_dataset`; all images when the split has fewer than ``n``. With
+    ``skip_corrupt`` an undecodable image is left out (its path appended to ``skipped``) and the next one of the
+    seeded order taken instead, so without corrupt files the images are the same as without the option.
     """
+    from augself.data.errors import CorruptImageError
     from augself.data.registry import build_dataset
 
     kw: dict[str, Any] = {"n": int(n)} if data == "synthetic" else {}  # generate only what is used
@@ -467,9 +486,26 @@ def load_images(data: str, *, size: int, n: int, seed: int = 0, split: str = "te
     total = len(ds)  # type: ignore[arg-type]
     if total == 0:
         raise ValueError(f"dataset {data!r} split {split!r} is empty")
-    idx = torch.randperm(total, generator=torch.Generator().manual_seed(int(seed)))[: int(n)].sort().values
-    imgs = [torch.as_tensor(ds[int(i)]["image"]) for i in idx]  # type: ignore[index]
-    return torch.stack(imgs)
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(int(seed))).tolist()
+    chosen: list[int] = []
+    bad: list[str] = []
+    images: dict[int, Tensor] = {}
+    for i in order:
+        if len(chosen) == int(n):
+            break
+        try:
+            images[i] = torch.as_tensor(ds[i]["image"])  # type: ignore[index]
+        except CorruptImageError as e:
+            if not skip_corrupt:
+                raise
+            bad.append(getattr(e, "path", str(e)))
+            continue
+        chosen.append(i)
+    if skipped is not None:
+        skipped.extend(bad)
+    if not chosen:
+        raise ValueError(f"dataset {data!r} split {split!r}: none of its {total} images could be decoded")
+    return torch.stack([images[i] for i in sorted(chosen)])
 
 
 def _run_label(path: Path, used: set[str]) -> str:
@@ -493,6 +529,8 @@ def run_awareness(
     progress: bool = True,
     split: str = "test",
     root: str | None = None,
+    skip_corrupt: bool = False,
+    evaluation: Mapping[str, Any] | None = None,
     **report_kw: Any,
 ) -> dict[str, Any]:
     """Awareness reports of several backbones on the same images, written side by side.
@@ -500,8 +538,10 @@ def run_awareness(
     Each entry of ``backbones`` is a ``backbone.pt`` or a run directory (``<run>/backbone.pt``); its
     pretraining preprocessing (view size, mean, std) is read from the run's ``config.yaml`` when present
     (``size`` overrides the resolution). ``n`` seeded images of ``data``'s ``split`` are used. Writes
-    ``out/awareness.json``, ``out/awareness.md`` (table, runs side by side) and ``out/awareness.png``;
-    returns the JSON content.
+    ``out/awareness.json`` (strict JSON: undefined values are ``null``), ``out/awareness.md`` (table, runs side
+    by side) and ``out/awareness.png``; returns the JSON content. ``skip_corrupt``: undecodable images are
+    replaced by the next ones of the seeded order and counted (``skipped_corrupt``). ``evaluation`` (what
+    ``augself eval awareness`` identifies the report by) is stored as given.
     """
     from augself.eval.backbone_loading import load_for_eval
 
@@ -513,13 +553,16 @@ def run_awareness(
     dev = None if device in (None, "auto") else device
     loaded = [load_for_eval(b, size=size) for b in backbones]  # fail fast on a bad path before any work
     images_by_size: dict[int, Tensor] = {}
+    skipped: list[str] = []
     runs: list[dict[str, Any]] = []
     used: set[str] = set()
     for path, lb in zip(backbones, loaded, strict=True):
         net, prep = lb.backbone, {**lb.pre.to_dict(), "backbone_path": str(lb.path)}
         s = int(size if size is not None else prep["size"])
         if s not in images_by_size:
-            images_by_size[s] = load_images(data, size=s, n=n, seed=seed, split=split, root=root)
+            images_by_size[s] = load_images(
+                data, size=s, n=n, seed=seed, split=split, root=root, skip_corrupt=skip_corrupt, skipped=skipped
+            )
         rep = awareness_report(
             net,
             images_by_size[s],
@@ -529,7 +572,7 @@ def run_awareness(
             device=dev,
             seed=seed,
             progress=progress,
-            **report_kw,
+            **{"name": f"backbone {lb.path}", **report_kw},
         )
         runs.append(
             {
@@ -547,8 +590,14 @@ def run_awareness(
         "seed": int(seed),
         "runs": runs,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "awareness.json").write_text(json.dumps(result, indent=2, default=str))
+    if skip_corrupt:
+        unique = list(dict.fromkeys(skipped))
+        result["skipped_corrupt"] = {"count": len(unique), "examples": unique[:5]}
+        if unique:
+            warnings.warn(f"{data}/{split}: skipped {len(unique)} corrupt image(s), e.g. {unique[0]!r}", stacklevel=2)
+    if evaluation is not None:
+        result["evaluation"] = dict(evaluation)
+    write_json(result, out / "awareness.json")
     (out / "awareness.md").write_text(awareness_markdown(result))
     plot_awareness(result, out / "awareness.png")
     return result

@@ -9,6 +9,7 @@ normalisation); a bare file with none of these is an error, never a guess.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -165,7 +166,7 @@ def read_preprocessing(
     m = _seq(found.get("mean") if found.get("mean") is not None else DEFAULT_MEAN, "mean")
     s = _seq(found.get("std") if found.get("std") is not None else DEFAULT_STD, "std")
     sz = int(found["size"])
-    if sz < 1 or len(m) != len(s) or any(v <= 0 for v in s):
+    if sz < 1 or len(m) != len(s) or not all(0 < v < math.inf for v in s) or not all(math.isfinite(v) for v in m):
         raise ValueError(f"invalid preprocessing: size {sz}, mean {m}, std {s}")
     return Preprocessing(sz, m, s, source), run_dir
 
@@ -199,7 +200,8 @@ def default_label(f: Path) -> str:
     return (f.resolve().parent.name or f.stem) if f.name == "backbone.pt" else f.stem
 
 
-def default_out(lb: LoadedBackbone, protocol: str, dataset: str, suffix: str = ".json") -> Path:
-    """``<run>/eval/<protocol>-<dataset><suffix>`` (next to the backbone when it is not in a run dir)."""
+def default_out(lb: LoadedBackbone, protocol: str, stem: str, suffix: str = ".json") -> Path:
+    """``<run>/eval/<protocol>-<stem><suffix>`` (next to the backbone when it is not in a run dir); ``stem`` is
+    :meth:`EvalData.file_stem` (unique per data path), else slugged here."""
     base = lb.run_dir or lb.path.parent
-    return base / "eval" / f"{protocol}-{slug(dataset)}{suffix}"
+    return base / "eval" / f"{protocol}-{slug(stem)}{suffix}"

@@ -1,7 +1,9 @@
 """``augself eval {linear,knn,fewshot,awareness}`` and ``augself transfer`` (wired in by :mod:`augself.cli`).
 
 Each ``eval`` writes one JSON record ``{"protocol", "dataset", "metrics", "settings", "backbone",
-"preprocessing", ...}`` (default ``<run>/eval/<protocol>-<dataset>.json``) and prints a one-line summary.
+"preprocessing", ...}`` (default ``<run>/eval/<protocol>-<dataset>-<hash>.json``, the hash of the resolved data
+path keeping two folders of the same name apart) and prints a one-line summary. An existing result file of another
+evaluation is never overwritten.
 Protocol defaults follow the paper's evaluation code (Lee et al., NeurIPS 2021; reference §6).
 """
 
@@ -13,6 +15,12 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["add_eval_commands"]
+
+SKIP_HELP = "leave out (and count) image files that cannot be decoded instead of stopping"
+
+
+def _skip_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--skip-corrupt", action="store_true", help=SKIP_HELP)
 
 
 def _common(p: argparse.ArgumentParser, *, many: bool = False) -> None:
@@ -50,6 +58,7 @@ def _common(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of split carving / episodes (default 0)")
     p.add_argument("--out", default=None, help="output path (default under <run>/eval/)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    _skip_opt(p)
 
 
 def _normalisation_opts(p: argparse.ArgumentParser) -> None:
@@ -162,6 +171,7 @@ def add_eval_commands(sub: Any) -> None:
         help="evaluate everything again (default: reuse the results an earlier run saved in <out>/records)",
     )
     tr.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    _skip_opt(tr)
     tr.set_defaults(func=_transfer)
 
 
@@ -209,7 +219,7 @@ def _eval_protocol(args: argparse.Namespace) -> None:
     from augself.eval.backbone_loading import default_out, load_for_eval
     from augself.eval.eval_data import FeatureSource, resolve_data
     from augself.eval.protocols import protocol_settings, run_protocol
-    from augself.eval.report import summary_line, write_json
+    from augself.eval.report import check_replaceable, summary_line, write_json
 
     device = _device(args.device)
     if args.size is not None and args.size < 1:
@@ -217,8 +227,11 @@ def _eval_protocol(args: argparse.Namespace) -> None:
     settings = _protocol_settings(args)
 
     protocol_settings(args.protocol, settings)
-    data = resolve_data(args.data, root=args.root, seed=args.seed)
+    data = resolve_data(args.data, root=args.root, seed=args.seed, skip_corrupt=args.skip_corrupt)
     lb = load_for_eval(args.backbone, size=args.size, mean=args.mean, std=args.std)
+    out = Path(args.out) if args.out else default_out(lb, args.protocol, data.file_stem())
+    evaluation = {"protocol": args.protocol, "backbones": [str(lb.path)], "data": data.identity()}
+    check_replaceable(out, evaluation)  # before any work
     src = FeatureSource(
         lb,
         data,
@@ -229,7 +242,7 @@ def _eval_protocol(args: argparse.Namespace) -> None:
         progress=args.progress,
     )
     record = run_protocol(args.protocol, src, settings)
-    out = Path(args.out) if args.out else default_out(lb, args.protocol, data.name)
+    record["evaluation"] = evaluation
     write_json(record, out)
     print(f"{summary_line(record)}\nwrote {out}")
 
@@ -237,12 +250,11 @@ def _eval_protocol(args: argparse.Namespace) -> None:
 def _eval_awareness(args: argparse.Namespace) -> None:
     from augself.eval.backbone_loading import backbone_file
     from augself.eval.eval_data import resolve_data
-    from augself.eval.report import slug
+    from augself.eval.report import check_replaceable
 
     device = _device(args.device)
-    for b in args.backbone:
-        backbone_file(b)  # clear error for a missing backbone before importing the report
-    resolve_data(args.data, root=args.root)  # clear error for a missing data folder
+    backbones = [str(backbone_file(b).resolve()) for b in args.backbone]  # a missing backbone: clear error, no work
+    data = resolve_data(args.data, root=args.root, skip_corrupt=args.skip_corrupt)  # ... and a missing folder
     try:
         from augself.eval.awareness import run_awareness
     except ImportError as e:  # pragma: no cover - the module ships with the package
@@ -252,8 +264,10 @@ def _eval_awareness(args: argparse.Namespace) -> None:
     else:
         first = Path(args.backbone[0]).expanduser()
         base = first if first.is_dir() else first.parent
-        out = base / "eval" / f"awareness-{slug(Path(args.data).name or args.data)}"
-    kw: dict[str, Any] = {}
+        out = base / "eval" / f"awareness-{data.file_stem()}"
+    evaluation = {"protocol": "awareness", "backbones": backbones, "data": data.identity()}
+    check_replaceable(out / "awareness.json", evaluation)
+    kw: dict[str, Any] = {"skip_corrupt": args.skip_corrupt, "evaluation": evaluation}
     if args.root is not None and "root" in inspect.signature(run_awareness).parameters:
         kw["root"] = args.root
     result = run_awareness(
@@ -293,6 +307,7 @@ def _transfer(args: argparse.Namespace) -> None:
         num_workers=args.workers,
         progress=args.progress,
         resume=not args.recompute,
+        skip_corrupt=args.skip_corrupt,
     )
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
     print((out / "results.md").read_text().split("\n\n", 3)[-1].rstrip())

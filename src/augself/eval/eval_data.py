@@ -3,8 +3,10 @@ frozen features of its splits (:class:`FeatureSource`: extracted once per backbo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +18,11 @@ from torch.utils.data import Dataset
 
 from augself.data.errors import DatasetError
 from augself.data.folder import FOLDER_LAYOUT
+from augself.data.walk import list_class_dirs
 from augself.eval.backbone_loading import LoadedBackbone
+from augself.eval.features import check_finite
 
-__all__ = ["FEWSHOT_SPLIT", "FOLDER_PATH_LAYOUT", "EvalData", "FeatureSource", "resolve_data"]
+__all__ = ["FEWSHOT_SPLIT", "FOLDER_PATH_LAYOUT", "EvalData", "FeatureSource", "require_classes", "resolve_data"]
 
 FOLDER_PATH_LAYOUT = """  <path>/{train,test}/<class>/<image>   (val carved from train unless <path>/val exists)
   <path>/<class>/<image>                (one folder: split 70/10/20 by seed)"""
@@ -36,6 +40,7 @@ class EvalData:
     path: Path | None = None
     root: str | None = None
     seed: int = 0
+    skip_corrupt: bool = False  # decode every image first and leave out (and count) those that fail
 
     @property
     def presplit(self) -> bool:
@@ -43,6 +48,27 @@ class EvalData:
 
     def key(self) -> str:
         return str(self.path) if self.path is not None else self.spec
+
+    def identity(self) -> str:
+        """What the data *is*, independent of how it was named: ``synthetic``, ``<name>@<resolved root>`` of a
+        named set (root: the given one, else ``$AUGSELF_DATA``, else ``./data``), the resolved folder path."""
+        if self.kind == "synthetic":
+            return "synthetic"
+        if self.kind == "named":
+            from augself.data.registry import DEFAULT_ROOT_ENV
+
+            root = self.root if self.root is not None else os.environ.get(DEFAULT_ROOT_ENV, "data")
+            return f"{self.spec}@{Path(root).expanduser().resolve()}"
+        return str(self.path)
+
+    def file_stem(self) -> str:
+        """File-name-safe and unique per :meth:`identity`: the slug of the name plus 8 hex digits of the
+        identity's SHA-256 (``data/A/images`` and ``data/B/images`` give ``images-<h1>``, ``images-<h2>``)."""
+        from augself.eval.report import slug
+
+        if self.kind == "synthetic":
+            return "synthetic"
+        return f"{slug(self.name)}-{hashlib.sha256(self.identity().encode()).hexdigest()[:8]}"
 
     def has_own_val(self) -> bool:
         """Whether ``val`` is disjoint from ``train`` (else the linear protocol carves val out of train)."""
@@ -70,6 +96,8 @@ class EvalData:
             "path": None if self.path is None else str(self.path),
             "root": self.root,
             "seed": self.seed,
+            "id": self.identity(),
+            "skip_corrupt": self.skip_corrupt,
         }
 
 
@@ -80,10 +108,12 @@ def resolve_data(
     base: str | os.PathLike[str] | None = None,
     name: str | None = None,
     seed: int = 0,
+    skip_corrupt: bool = False,
 ) -> EvalData:
     """Classify ``data`` (dataset name or folder path; relative paths resolve against ``base`` when given).
 
     A path that does not exist raises :class:`DatasetError` showing the expected image-folder layout.
+    ``skip_corrupt``: undecodable images are left out (and counted) instead of stopping the evaluation.
     """
     from augself.data.registry import DATASETS, dataset_info
 
@@ -91,9 +121,9 @@ def resolve_data(
     if root is not None and base is not None and not Path(root).expanduser().is_absolute():
         root = str(Path(base) / Path(root).expanduser())
     if spec == "synthetic":
-        return EvalData(spec, name or spec, "synthetic", None, None, seed)
+        return EvalData(spec, name or spec, "synthetic", None, None, seed, skip_corrupt)
     if spec in DATASETS:
-        return EvalData(spec, name or spec, "named", None, None if root is None else str(root), seed)
+        return EvalData(spec, name or spec, "named", None, None if root is None else str(root), seed, skip_corrupt)
     p = Path(spec).expanduser()
     if not p.is_absolute() and base is not None:
         p = Path(base) / p
@@ -101,7 +131,7 @@ def resolve_data(
         p = Path(root).expanduser() / spec
     if p.is_dir():
         p = p.resolve()
-        return EvalData(spec, name or p.name, "folder", p, None, seed)
+        return EvalData(spec, name or p.name, "folder", p, None, seed, skip_corrupt)
     looks_like_path = base is not None or any(c in spec for c in "/\\") or spec.startswith((".", "~"))
     if looks_like_path:
         raise DatasetError(
@@ -138,42 +168,83 @@ class FeatureSource:
         self.batch_size, self.num_workers, self.progress = batch_size, num_workers, progress
         self._feats: dict[str, tuple[Tensor, Tensor]] = {}
         self._sets: dict[str, Dataset] = {}
+        self._raw: dict[str, Dataset] = {}  # built, not yet scanned for corrupt files
+        #: per split, the files ``skip_corrupt`` left out
+        self.skipped: dict[str, list[str]] = {}
         self.extract_s = 0.0
+
+    def _first_split(self) -> str:
+        return "train" if self.data.presplit else "all"
 
     @property
     def classes(self) -> list[str] | None:
+        """The class list of an image folder (that of ``train`` for a pre-split one); ``None`` otherwise."""
         if self.data.kind != "folder":
             return None
-        return list(getattr(self.dataset("train" if self.data.presplit else "all"), "classes", []))
+        first = self._first_split()
+        ds = self._sets.get(first, self._raw.get(first))
+        if ds is None:
+            ds = self._raw[first] = self._build(first)
+        return list(getattr(ds, "classes", []))
+
+    def _build(self, split: str) -> Dataset:
+        from augself.data.registry import build_dataset
+
+        d = self.data
+        kw: dict[str, Any] = {}
+        if d.kind == "folder" and split != self._first_split():
+            kw["classes"] = self.classes
+            if d.presplit and (d.path / split).is_dir():  # type: ignore[operator]
+                extra = [c for c in list_class_dirs(d.path / split) if c not in kw["classes"]]  # type: ignore[operator]
+                if extra:
+                    raise DatasetError(
+                        f"{d.path}/{split} has class folders missing from {d.path}/train: {', '.join(extra[:5])}",
+                        FOLDER_LAYOUT,
+                    )
+        target = str(d.path) if d.path is not None else d.spec
+        return build_dataset(target, split, size=self.size, root=d.root, seed=d.seed, **kw)
 
     def dataset(self, split: str) -> Dataset:
+        """The dataset of ``split`` (with ``skip_corrupt``: every image decoded once, the undecodable ones left out
+        and counted in :attr:`skipped`)."""
         if split not in self._sets:
-            from augself.data.registry import build_dataset
-
-            d = self.data
-            kw: dict[str, Any] = {}
-            if d.kind == "folder":
-                first = "train" if d.presplit else "all"
-                if split != first:
-                    kw["classes"] = self.dataset(first).classes  # type: ignore[attr-defined]
-                    if d.presplit and (d.path / split).is_dir():  # type: ignore[operator]
-                        extra = sorted(
-                            x.name
-                            for x in (d.path / split).iterdir()  # type: ignore[operator]
-                            if x.is_dir() and not x.name.startswith(".") and x.name not in kw["classes"]
-                        )
-                        if extra:
-                            raise DatasetError(
-                                f"{d.path}/{split} has class folders missing from {d.path}/train: "
-                                f"{', '.join(extra[:5])}",
-                                FOLDER_LAYOUT,
-                            )
-            target = str(d.path) if d.path is not None else d.spec
-            self._sets[split] = build_dataset(target, split, size=self.size, root=d.root, seed=d.seed, **kw)
+            ds = self._raw.pop(split, None)
+            if ds is None:
+                ds = self._build(split)
+            if self.data.skip_corrupt:
+                self._scan(split, ds)
+            self._sets[split] = ds
         return self._sets[split]
 
+    def _scan(self, split: str, ds: Dataset) -> None:
+        scan = getattr(ds, "scan_corrupt", None)
+        if scan is None:  # array datasets (CIFAR, STL-10, synthetic): nothing to decode
+            self.skipped[split] = []
+            return
+        total = len(ds)  # type: ignore[arg-type]
+        with warnings.catch_warnings():  # one warning below, naming the split, instead of PIL's and the reader's
+            warnings.simplefilter("ignore")
+            scan()
+        bad = list(getattr(ds, "corrupt", []))
+        self.skipped[split] = bad
+        if bad:
+            warnings.warn(
+                f"{self.data.name}/{split}: skipped {len(bad)} corrupt image(s) of {total} (--skip-corrupt), "
+                f"e.g. {bad[0]!r}",
+                stacklevel=3,
+            )
+
+    def skipped_summary(self) -> dict[str, Any]:
+        """``{"count", "per_split", "examples"}`` of the images left out by ``skip_corrupt``."""
+        every = [p for v in self.skipped.values() for p in v]
+        return {
+            "count": len(every),
+            "per_split": {k: len(v) for k, v in self.skipped.items()},
+            "examples": every[:5],
+        }
+
     def get(self, split: str) -> tuple[Tensor, Tensor]:
-        """``(features float32 (N, d), labels long (N,))`` of ``split``."""
+        """``(features float32 (N, d), labels long (N,))`` of ``split``; non-finite features are an error."""
         if split in self._feats:
             return self._feats[split]
         from augself.eval.features import extract_features
@@ -192,6 +263,8 @@ class FeatureSource:
             extra = {"kind": self.data.kind, "seed": self.data.seed, "n": len(ds)}  # type: ignore[arg-type]
             if self.data.kind == "folder":
                 extra["classes"] = self.classes
+            if self.skipped.get(split):
+                extra["skipped"] = hashlib.sha256("\n".join(self.skipped[split]).encode()).hexdigest()[:16]
             x, y = self.cache.get_or_extract(
                 self.lb.backbone,
                 ds,
@@ -212,6 +285,7 @@ class FeatureSource:
             raise DatasetError(f"{self.data.name}: split {split!r} is empty")
         if bool((y < 0).all()):
             raise DatasetError(f"{self.data.name}: split {split!r} has no labels (class folders needed)", FOLDER_LAYOUT)
+        check_finite(x, f"backbone {self.lb.path} on {self.data.name}/{split}")
         self._feats[split] = (x, y)
         return x, y
 
@@ -227,3 +301,16 @@ class FeatureSource:
         if self.data.kind == "folder":
             return len(self.classes or []) or None
         return None
+
+
+def require_classes(labels: Tensor, what: str, protocol: str) -> int:
+    """The number of classes in ``labels`` (negative = unlabelled, ignored); fewer than 2 is a :class:`DatasetError`:
+    with one class every prediction is right, so a linear / kNN / few-shot score of 100 % would mean nothing."""
+    k = int(torch.unique(labels[labels >= 0]).numel())
+    if k < 2:
+        raise DatasetError(
+            f"{what}: {protocol} evaluation needs at least 2 classes, found {k} (with one class every prediction "
+            "is right and the score means nothing)",
+            FOLDER_LAYOUT,
+        )
+    return k

@@ -21,7 +21,32 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-__all__ = ["FeatureCache", "extract_features", "hash_state_dict", "normalise_images"]
+__all__ = [
+    "FeatureCache",
+    "NonFiniteFeaturesError",
+    "check_finite",
+    "extract_features",
+    "hash_state_dict",
+    "normalise_images",
+]
+
+
+class NonFiniteFeaturesError(ValueError):
+    """A backbone gives NaN / inf features (diverged or damaged weights): nothing can be scored with it.
+
+    A user error (the CLI exits with status 2, like an unreadable backbone file): the given backbone cannot be
+    evaluated, and running again does not help; the pretraining run that produced it stops on a non-finite loss
+    itself (exit 1)."""
+
+
+def check_finite(x: Tensor, what: str) -> None:
+    """Raise :class:`NonFiniteFeaturesError` naming ``what`` and the count when ``x`` holds NaN or inf."""
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        raise NonFiniteFeaturesError(
+            f"{what}: {bad} of {x.numel()} feature values are NaN or inf (diverged or damaged weights?); "
+            "nothing was scored"
+        )
 
 
 def normalise_images(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
@@ -153,7 +178,7 @@ class FeatureCache:
             "std": [round(float(v), 8) for v in std],
             "extra": extra or {},
         }
-        return hashlib.sha256(json.dumps(desc, sort_keys=True, default=str).encode()).hexdigest()[:32]
+        return hashlib.sha256(json.dumps(desc, sort_keys=True, default=str, allow_nan=False).encode()).hexdigest()[:32]
 
     def path(self, key: str) -> Path:
         return self.root / f"{key}.pt"

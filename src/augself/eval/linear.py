@@ -81,6 +81,8 @@ def accuracy_metrics(pred: Tensor, labels: Tensor, num_classes: int | None = Non
 def seeded_split(n: int, val_fraction: float = 0.1, seed: int = 0) -> tuple[Tensor, Tensor]:
     """(train_idx, val_idx): a seeded random permutation, ``round(val_fraction * n)`` (>= 1) samples to
     val."""
+    if not 0 < val_fraction < 1:  # also rejects NaN
+        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     if n < 2:
         raise ValueError(f"cannot carve a validation split out of {n} training sample(s)")
     n_val = min(n - 1, max(1, round(val_fraction * n)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from torch.utils.data import ConcatDataset
 
-from augself.eval.eval_data import FeatureSource
+from augself.eval.eval_data import FeatureSource, require_classes
 
 __all__ = [
     "PROTOCOLS",
@@ -67,13 +68,21 @@ def protocol_settings(protocol: str, given: Mapping[str, Any] | None) -> dict[st
         s["shots"] = [int(k) for k in (s["shots"] if isinstance(s["shots"], list | tuple) else [s["shots"]])]
         if s["ways"] < 2 or s["queries"] < 1 or s["episodes"] < 1 or not s["shots"] or min(s["shots"]) < 1:
             raise ValueError("few-shot needs ways >= 2, shots >= 1, queries >= 1, episodes >= 1")
-    if protocol == "knn" and (int(s["k"]) < 1 or float(s["t"]) <= 0):
+        if not 0 < float(s["C"]) < math.inf:
+            raise ValueError(f"few-shot C must be positive and finite, got {s['C']}")
+    if protocol == "knn" and (int(s["k"]) < 1 or not 0 < float(s["t"]) < math.inf):
         raise ValueError("kNN needs k >= 1 and t > 0")
     if protocol == "linear":
         if int(s["wd_grid_size"]) < 1:
             raise ValueError("linear wd_grid_size must be >= 1")
         if s["metric"] not in (None, "top1", "class-avg"):
             raise ValueError(f"unknown linear metric {s['metric']!r}; valid: top1, class-avg")
+        if not 0 < float(s["val_fraction"]) < 1:  # also rejects NaN
+            raise ValueError(f"linear val_fraction (--val-fraction) must be between 0 and 1, got {s['val_fraction']}")
+        if int(s["max_iter"]) < 1 or not 0 < float(s["tol"]) < math.inf:
+            raise ValueError("linear needs max_iter >= 1 and a positive, finite tol")
+        if int(s["sgd_epochs"]) < 1 or int(s["sgd_batch_size"]) < 1 or not 0 < float(s["sgd_lr"]) < math.inf:
+            raise ValueError("the linear SGD probe needs sgd_epochs >= 1, sgd_batch_size >= 1 and sgd_lr > 0")
     return s
 
 
@@ -87,6 +96,7 @@ def _record(
 ) -> dict[str, Any]:
     import augself
 
+    extra = {"skipped_corrupt": src.skipped_summary()} if src.data.skip_corrupt else {}
     return {
         "protocol": protocol,
         "dataset": src.data.name,
@@ -100,6 +110,7 @@ def _record(
         "feature_time_s": round(src.extract_s, 3),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "augself_version": getattr(augself, "__version__", "unknown"),
+        **extra,
     }
 
 
@@ -121,6 +132,7 @@ def run_linear(src: FeatureSource, settings: Mapping[str, Any] | None = None) ->
         _, y_te = src.get("test")
         if nc is None:
             nc = int(y_te.max()) + 1
+        require_classes(y_te, f"{src.data.name}/test", "linear")
         out = sgd_probe(
             src.lb.backbone,
             train,
@@ -147,6 +159,7 @@ def run_linear(src: FeatureSource, settings: Mapping[str, Any] | None = None) ->
             {"train_loss": out["train_loss"], "num_classes": nc},
         )
     x_tr, y_tr = src.get("train")
+    require_classes(y_tr, f"{src.data.name}/train", "linear")
     val = src.get("val") if src.data.has_own_val() else (None, None)
     x_te, y_te = src.get("test")
     grid = torch.logspace(-6, 5, steps=int(s["wd_grid_size"]), dtype=torch.float64).tolist()
@@ -194,6 +207,7 @@ def run_knn(src: FeatureSource, settings: Mapping[str, Any] | None = None) -> di
     s = protocol_settings("knn", settings)
     mem = ["train", "val"] if src.data.has_own_val() else ["train"]
     x_tr, y_tr = src.concat(mem)
+    require_classes(y_tr, f"{src.data.name}/{'+'.join(mem)}", "kNN")
     x_te, y_te = src.get("test")
     nc = src.num_classes() or int(max(int(y_tr.max()), int(y_te.max()))) + 1
     dev = default_device(src.device)
@@ -228,6 +242,7 @@ def run_fewshot(src: FeatureSource, settings: Mapping[str, Any] | None = None) -
     else:
         splits = [str(s["split"])]
     x, y = src.concat(splits)
+    require_classes(y, f"{src.data.name}/{'+'.join(splits)}", "few-shot")
     out = fewshot_eval(
         x,
         y,

@@ -18,9 +18,11 @@ from typing import Any
 
 __all__ = [
     "bar_chart",
+    "check_replaceable",
     "headlines",
     "markdown_table",
     "slug",
+    "strict_json",
     "summary_line",
     "write_json",
 ]
@@ -33,7 +35,8 @@ def slug(text: str) -> str:
 
 
 def _finite(v: Any) -> Any:
-    """JSON has no NaN/inf: map them to None (recursively)."""
+    """JSON has no NaN/inf: map them to None (recursively). ``null`` in our JSON files therefore means
+    "undefined", e.g. the R² of a constant target or a normalised invariance whose denominator vanishes."""
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if isinstance(v, dict):
@@ -45,20 +48,51 @@ def _finite(v: Any) -> Any:
     return v
 
 
+def strict_json(obj: Any, **kw: Any) -> str:
+    """``obj`` as strict JSON text (RFC 8259: NaN / inf become ``null``, never the bare ``NaN`` that
+    ``json.dumps`` writes by default and strict parsers reject)."""
+    return json.dumps(_finite(obj), allow_nan=False, default=str, **kw)
+
+
 def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """Atomically write ``obj`` as indented JSON (NaN -> null) to ``path``; returns the path."""
+    """Atomically write ``obj`` as indented strict JSON (NaN / inf -> null) to ``path``; returns the path."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
+    text = strict_json(obj, indent=2)
     fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(_finite(obj), f, indent=2, default=str)
+            f.write(text)
             f.write("\n")
         os.replace(tmp, p)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return p
+
+
+def check_replaceable(path: str | os.PathLike[str], evaluation: dict[str, Any], option: str = "--out") -> None:
+    """Refuse (``ValueError``) to replace an existing result file ``path`` unless it holds the same
+    ``evaluation`` (its ``"evaluation"`` entry: protocol, backbone paths, data identity), i.e. a re-run.
+
+    So a result is never silently overwritten by another evaluation's (another dataset that happens to have the
+    same name, another protocol or backbone, a file that is not an augself result)."""
+    p = Path(path)
+    if not p.exists():
+        return
+    try:
+        old = json.loads(p.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        old = None
+    held = old.get("evaluation") if isinstance(old, dict) else None
+    if held == json.loads(strict_json(evaluation)):
+        return
+    if isinstance(held, dict):
+        backbones = ", ".join(map(str, held.get("backbones") or []))
+        what = f"the {held.get('protocol')} result of {backbones} on {held.get('data')}"
+    else:
+        what = "something that is not an augself result of this evaluation"
+    raise ValueError(f"{p} already holds {what}; not overwriting it: delete it or choose another {option}")
 
 
 def headlines(record: dict[str, Any]) -> list[tuple[str, float, float | None]]:
@@ -92,6 +126,9 @@ def summary_line(record: dict[str, Any]) -> str:
         m = record["metrics"]
         other = "class-avg" if m.get("metric", "top1") == "top1" else "top1"
         extra = f" ({other} {m[other]:.2f}, best wd {m['best_wd']:.3g})"
+    skipped = (record.get("skipped_corrupt") or {}).get("count", 0)
+    if skipped:
+        extra += f" [skipped {skipped} corrupt image(s)]"
     return f"{record['protocol']} on {record['dataset']}: " + ", ".join(parts) + extra
 
 

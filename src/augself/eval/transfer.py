@@ -11,10 +11,12 @@ Suite format (relative paths resolve against the suite file's folder)::
         data: ../../../shared/data/dtd10-64   # a dataset name (cifar10, ...) or an image-folder path
         root: null                 # root of a named dataset (optional)
         protocols: [linear, fewshot]          # or {linear: {wd_grid_size: 45}, fewshot: {shots: [1, 5]}}
+        skip_corrupt: false        # per dataset, or once at the top level for all (``--skip-corrupt``: all)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -30,12 +32,18 @@ from augself.data.errors import DatasetError
 from augself.eval.backbone_loading import backbone_file, default_label, load_for_eval
 from augself.eval.eval_data import EvalData, FeatureSource, resolve_data
 from augself.eval.protocols import PROTOCOLS, protocol_settings, run_protocol
-from augself.eval.report import bar_chart, headlines, markdown_table, summary_line, write_json
+from augself.eval.report import bar_chart, headlines, markdown_table, strict_json, summary_line, write_json
 
 __all__ = ["check_named_datasets", "load_suite", "run_transfer"]
 
-SUITE_KEYS = {"name", "defaults", "datasets", "size", "batch_size"}
-ENTRY_KEYS = {"name", "data", "root", "protocols", "seed", "size"}
+SUITE_KEYS = {"name", "defaults", "datasets", "size", "batch_size", "skip_corrupt"}
+ENTRY_KEYS = {"name", "data", "root", "protocols", "seed", "size", "skip_corrupt"}
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}: 'skip_corrupt' must be true or false, got {value!r}")
+    return value
 
 
 def _protocol_map(value: Any, where: str) -> dict[str, dict[str, Any]]:
@@ -72,8 +80,29 @@ def load_suite(suite: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, A
 
     Returns ``{"name", "base", "datasets": [{"name", "data": EvalData, "protocols": {p: settings}, "size"}],
     ...}``; relative dataset paths resolve against the suite file's folder (the working directory for a
-    dict). Every dataset must exist, so a typo fails before any evaluation runs.
+    dict). Every dataset folder must exist, so a typo fails before any evaluation runs; all missing ones are
+    named in one :class:`DatasetError`.
     """
+    spec = _parse_suite(suite)
+    if spec["problems"]:
+        raise _problems_error(spec["problems"])
+    return spec
+
+
+def _problems_error(problems: list[tuple[str, DatasetError]]) -> DatasetError:
+    """One error for every dataset of a suite that cannot be read (the error itself when there is one)."""
+    if len(problems) == 1:
+        return problems[0][1]
+    return DatasetError(
+        f"{len(problems)} dataset(s) of the suite cannot be read (folders resolve against the suite file; named "
+        "datasets are read from the entry's 'root', else $AUGSELF_DATA, else ./data):\n"
+        + "\n".join(f"* {name}: {err}" for name, err in problems)
+    )
+
+
+def _parse_suite(suite: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`load_suite` without raising for missing data: those go to ``spec["problems"]`` as ``(name, error)``
+    so that the pre-check can list them together with the named datasets that cannot be read."""
     if isinstance(suite, Mapping):
         raw, base, label = dict(suite), Path.cwd(), str(suite.get("name", "suite"))
     else:
@@ -99,7 +128,9 @@ def load_suite(suite: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, A
     if not isinstance(entries, list) or not entries:
         raise ValueError("transfer suite: 'datasets' must be a non-empty list of {name, data, protocols}")
     datasets = []
+    problems: list[tuple[str, DatasetError]] = []
     names: set[str] = set()
+    skip_all = _flag(raw.get("skip_corrupt", False), "transfer suite")
     for i, e in enumerate(entries):
         where = f"transfer suite datasets[{i}]"
         if isinstance(e, str):
@@ -113,9 +144,18 @@ def load_suite(suite: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, A
         for p_, s_ in protos.items():
             protos[p_] = {**dict(defaults.get(p_) or {}), **s_}
             protocol_settings(p_, protos[p_])  # validate names / values now
-        data = resolve_data(
-            str(e["data"]), root=e.get("root"), base=base, name=e.get("name"), seed=int(e.get("seed", 0))
-        )
+        try:
+            data = resolve_data(
+                str(e["data"]),
+                root=e.get("root"),
+                base=base,
+                name=e.get("name"),
+                seed=int(e.get("seed", 0)),
+                skip_corrupt=_flag(e.get("skip_corrupt", skip_all), where),
+            )
+        except DatasetError as err:
+            problems.append((str(e.get("name") or e["data"]), err))
+            continue
         if data.name in names:
             raise ValueError(f"{where}: duplicate dataset name {data.name!r} (set 'name')")
         names.add(data.name)
@@ -126,28 +166,30 @@ def load_suite(suite: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, A
         "datasets": datasets,
         "size": raw.get("size"),
         "batch_size": int(raw.get("batch_size", 256)),
+        "problems": problems,
     }
 
 
 def check_named_datasets(spec: Mapping[str, Any]) -> None:
-    """Open the test split of every *named* dataset of a parsed suite (folder paths were checked by
-    :func:`load_suite`); raise one :class:`DatasetError` naming every missing one with its expected layout."""
+    """Open every dataset of a parsed suite without decoding images: the test split of a *named* one (its index
+    files and folders), the class folders of an image folder (``train/`` of a pre-split one). Raise one
+    :class:`DatasetError` naming every dataset that cannot be read (and the missing folders :func:`load_suite`
+    found), each with its expected layout, before any evaluation runs."""
     from augself.data.registry import build_dataset
 
-    problems = []
+    problems: list[tuple[str, DatasetError]] = list(spec.get("problems", []))
     for ds in spec["datasets"]:
         d: EvalData = ds["data"]
-        if d.kind != "named":
-            continue
+        size = int(ds["size"] or spec["size"] or 32)
         try:
-            build_dataset(d.spec, "test", size=int(ds["size"] or spec["size"] or 32), root=d.root, seed=d.seed)
+            if d.kind == "named":
+                build_dataset(d.spec, "test", size=size, root=d.root, seed=d.seed)
+            elif d.kind == "folder":
+                build_dataset(str(d.path), "train" if d.presplit else "all", size=size, seed=d.seed)
         except DatasetError as e:
-            problems.append(f"* {d.name}: {e}")
+            problems.append((d.name, e))
     if problems:
-        raise DatasetError(
-            f"{len(problems)} dataset(s) of the suite cannot be read (named datasets are read from the entry's "
-            f"'root', else $AUGSELF_DATA, else ./data):\n" + "\n".join(problems)
-        )
+        raise _problems_error(problems)
 
 
 def _unique_labels(labels: list[str]) -> list[str]:
@@ -176,6 +218,7 @@ def run_transfer(
     progress: bool = True,
     resume: bool = True,
     log: Any = print,
+    skip_corrupt: bool = False,
 ) -> dict[str, Any]:
     """Run a transfer suite over ``runs`` (run directories or backbone files) and write ``out/results.json``,
     ``out/results.md`` and ``out/results.png``.
@@ -183,6 +226,8 @@ def run_transfer(
     Every finished evaluation is saved at once under ``out/records/``; with ``resume`` (default) a re-run
     into the same ``out`` reuses those made with the same backbone weights, data, protocol, settings and
     preprocessing, so an interrupted suite continues where it stopped.
+    ``skip_corrupt=True`` leaves out (and counts) undecodable images in every dataset (else per the suite's
+    ``skip_corrupt`` keys); the counts are in each record's ``skipped_corrupt``.
 
     ``cache=True`` keeps features under ``out/features`` (a path: there; ``False``/``None``: no disk cache).
     ``size`` overrides every backbone's evaluation resolution (else the suite's / the pretraining one), and
@@ -192,9 +237,12 @@ def run_transfer(
     t_start = time.perf_counter()
     if not runs:
         raise ValueError("transfer: give at least one run (run directory or backbone.pt)")
-    spec = load_suite(suite)
+    spec = _parse_suite(suite)
     files = [backbone_file(r) for r in runs]  # fail fast on a missing run
-    check_named_datasets(spec)  # ... and on a missing named dataset, before hours of evaluation
+    check_named_datasets(spec)  # ... and on every missing dataset together, before hours of evaluation
+    if skip_corrupt:
+        for ds in spec["datasets"]:
+            ds["data"] = dataclasses.replace(ds["data"], skip_corrupt=True)
     if labels is not None and len(labels) != len(runs):
         raise ValueError(f"transfer: {len(labels)} labels for {len(runs)} runs")
     out_dir = Path(out).expanduser()
@@ -263,7 +311,7 @@ def _evaluate_or_reuse(
     """Run ``proto`` on ``src`` and save the record under ``records`` at once (a crash later loses nothing
     done so far), or, with ``resume``, reuse the record saved there for the same backbone weights, data,
     protocol, settings (defaults included) and preprocessing. Returns the record and a note for the log."""
-    saved = records / _safe_name(f"{src.lb.hash[:16]}-{src.data.name}-{proto}.json")
+    saved = records / _safe_name(f"{src.lb.hash[:16]}-{src.data.file_stem()}-{proto}.json")
     key = _json_normal(
         {
             "backbone_sha256": src.lb.hash,
@@ -287,7 +335,7 @@ def _safe_name(name: str) -> str:
 
 def _json_normal(obj: Any) -> Any:
     """``obj`` as it reads back from JSON (tuples -> lists, paths -> strings), for key comparison."""
-    return json.loads(json.dumps(obj, default=str, sort_keys=True))
+    return json.loads(strict_json(obj, sort_keys=True))
 
 
 def _load_saved(path: Path, key: Any) -> dict[str, Any] | None:
