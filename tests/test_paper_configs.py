@@ -1,0 +1,218 @@
+"""Shipped pretraining configs: every one validates (method arguments included), and the method configs train.
+
+Each config named in ``TRAINED`` runs two optimiser steps through ``run_pretrain`` with its own dataset reader,
+split, method, method arguments, optimiser, AugSelf and E-SSL settings, shrunk only where size is concerned: a tiny
+on-disk STL-10 / CIFAR-10 / image folder, 16-px images, the small CNN, batch 8, projector widths 16, fp32 on CPU.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import pickle
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from augself.config import PretrainConfig, load_config
+from augself.methods import METHODS
+from augself.train.optim import LARS
+from augself.train.run import run_pretrain
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+ALL = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name != "transfer")  # transfer/: evaluation suites
+RUNNABLE = [p for p in ALL if p.name != "base.yaml"]
+
+NEW = [
+    f"{data}/{method}{suffix}.yaml"
+    for data in ("stl10", "cifar10")
+    for method in ("barlow", "vicreg", "supervised")
+    for suffix in ("", "_augself")
+]
+# One existing config per method family (and per data source): they must keep training too.
+FAMILIES = [
+    "stl10/simclr.yaml",
+    "stl10/moco_augself.yaml",
+    "stl10/byol.yaml",
+    "stl10/simsiam_augself.yaml",
+    "stl10/swav.yaml",
+    "cifar10/esimclr.yaml",
+    "imagenet100/moco_augself.yaml",
+    "cpu/simclr_small_augself.yaml",
+]
+TRAINED = NEW + FAMILIES
+OPTIMIZERS = {"sgd": torch.optim.SGD, "lars": LARS, "adamw": torch.optim.AdamW}
+
+
+def _rel(p: Path) -> str:
+    return str(p.relative_to(CONFIGS))
+
+
+@functools.cache
+def _load(path: Path) -> PretrainConfig:
+    """``load_config(path)``, loaded once per session (read only)."""
+    return load_config(path)
+
+
+@pytest.mark.parametrize("path", ALL, ids=_rel)
+def test_config_validates_with_its_method_arguments(path: Path) -> None:
+    cfg = _load(path)
+    views = cfg.augment.build().views
+    assert len(views) >= 2 and all(v.size >= 1 for v in views)
+    # method_args must be keyword arguments of the method class (a typo would only fail when the run starts)
+    params = inspect.signature(METHODS[cfg.method]).parameters
+    unknown = sorted(set(cfg.method_args) - set(params))
+    assert not unknown, f"{_rel(path)}: method_args {unknown} are not arguments of {cfg.method}"
+
+
+def test_every_run_config_writes_to_its_own_folder() -> None:
+    outs: dict[str, str] = {}
+    for path in RUNNABLE:
+        out = _load(path).out
+        assert out not in outs, f"{_rel(path)} and {outs.get(out)} both write to {out}"
+        outs[out] = _rel(path)
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_new_config_has_a_cited_header(name: str) -> None:
+    text = (CONFIGS / name).read_text()
+    header = [line for line in text.splitlines() if line.startswith("#")]
+    assert header and text.startswith("#")
+    if "augself" not in name:  # the plain configs carry the hyper-parameters and their sources
+        assert len(header) >= 5 and any("lr" in line for line in header)
+
+
+def test_new_configs_select_their_method_and_labelled_data() -> None:
+    for name in NEW:
+        cfg = _load(CONFIGS / name)
+        assert cfg.method == name.split("/")[1].removesuffix(".yaml").removesuffix("_augself")
+        assert cfg.augself == ({"crop": 1.0, "color": 1.0} if "augself" in name else {})
+        if cfg.method == "supervised":  # STL-10's unlabeled images have no labels: the labelled train set only
+            assert cfg.data.split == "trainval"
+        if cfg.method == "barlow":
+            assert cfg.method_args["lambd"] == pytest.approx(0.0051)
+        if cfg.method == "vicreg":
+            assert (cfg.method_args["sim_weight"], cfg.method_args["var_weight"]) == (25.0, 25.0)
+            assert cfg.method_args["cov_weight"] == 1.0
+
+
+# ---- tiny data on disk, in the real formats ---------------------------------------------------------------
+def _write_stl10(root: Path) -> Path:
+    d = root / "stl10_binary"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for part, n in (("train", 12), ("test", 8), ("unlabeled", 12)):
+        rng.integers(0, 256, (n, 3, 96, 96), dtype=np.uint8).tofile(d / f"{part}_X.bin")
+        if part != "unlabeled":
+            (np.arange(n) % 10 + 1).astype(np.uint8).tofile(d / f"{part}_y.bin")
+    return root
+
+
+def _write_cifar10(root: Path) -> Path:
+    d = root / "cifar-10-batches-py"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": [0, 1, 2, 3]}
+        (d / name).write_bytes(pickle.dumps(batch))
+    (d / "batches.meta").write_bytes(pickle.dumps({b"label_names": [f"c{i}".encode() for i in range(10)]}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def data_roots(tmp_path_factory: pytest.TempPathFactory, colour_folder: Any) -> dict[str, str]:
+    base = tmp_path_factory.mktemp("paper_config_data")
+    return {
+        "stl10": str(_write_stl10(base / "stl10")),
+        "cifar10": str(_write_cifar10(base / "cifar10")),
+        "folder": str(colour_folder(base / "folder", n_train=4, n_test=2)),
+    }
+
+
+def _shrink(path: Path, roots: dict[str, str], out: Path, extra: list[str] = ()) -> PretrainConfig:
+    """The config at ``path`` with only its sizes shrunk (see the module docstring)."""
+    cfg = _load(path)
+    over = [
+        f"out={out}",
+        "data.size=16",
+        "data.num_workers=0",
+        "data.cache_mb=0",
+        "augment.size=16",
+        "model.backbone=small_cnn",
+        "trainer.batch_size=8",
+        "trainer.max_steps=2",
+        "trainer.epochs=100",  # max_steps ends the run
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "trainer.num_nodes=1",
+        "trainer.strategy=auto",
+        "trainer.precision=32-true",
+        "trainer.progress_bar=false",
+        "trainer.loggers=[]",
+        "monitor.every_n_epochs=0",
+    ]
+    if cfg.data.name in ("stl10", "cifar10"):
+        over.append(f"data.root={roots[cfg.data.name]}")
+    elif cfg.data.name == "synthetic":
+        over.append("data.n=16")
+    else:  # an image folder (ImageNet-100)
+        over += [f"data.name={roots['folder']}", "data.split=train"]
+    if any("size" in v for v in cfg.augment.views):
+        over.append(f"augment.views=[{', '.join('{size: 16}' for _ in cfg.augment.views)}]")
+    if cfg.essl.weight > 0:
+        over += ["essl.size=8", "essl.hidden_dim=16"]
+    params = inspect.signature(METHODS[cfg.method]).parameters
+    small = {"queue_size": 16, "num_prototypes": 8, "freeze_prototypes_iters": 1}
+    for name in params:
+        if name.endswith("_dim"):
+            over.append(f"method_args.{name}=16")
+        elif name in small:
+            over.append(f"method_args.{name}={small[name]}")
+    return load_config(path, [*over, *extra])
+
+
+class Record(L.Callback):
+    """Losses of every step; the module, its optimiser and the backbone weights before the first step."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+        self.module: Any = None
+        self.optimizer: Any = None
+        self.initial: dict[str, torch.Tensor] = {}
+
+    def on_train_start(self, trainer, pl_module) -> None:  # type: ignore[no-untyped-def]
+        self.initial = {k: v.detach().clone() for k, v in pl_module.method.backbone.state_dict().items()}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+        self.losses.append(float(outputs["loss"]))
+
+    def on_train_end(self, trainer, pl_module) -> None:  # type: ignore[no-untyped-def]
+        self.module, self.optimizer = pl_module, trainer.optimizers[0]
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_config_trains_two_steps(name: str, data_roots: dict[str, str], tmp_path: Path) -> None:
+    full = _load(CONFIGS / name)
+    rec = Record()
+    out = run_pretrain(_shrink(CONFIGS / name, data_roots, tmp_path / "run"), callbacks=[rec])
+    assert len(rec.losses) == 2 and all(np.isfinite(rec.losses)), rec.losses
+    module = rec.module
+    assert type(module.method) is METHODS[full.method]
+    assert isinstance(rec.optimizer, OPTIMIZERS[full.optim.name])
+    heads = set(module.augself.heads) if module.augself is not None else set()
+    assert heads == {k for k, v in full.augself.items() if v > 0}
+    assert (module.essl is not None) == (full.essl.weight > 0)
+    now = module.method.backbone.state_dict()
+    changed = [k for k, v in rec.initial.items() if v.is_floating_point() and not torch.equal(v, now[k])]
+    assert changed, f"{name}: no backbone weight changed in two steps"
+    assert (out / "backbone.pt").is_file()
+
+
+def test_supervised_stl10_on_the_unlabeled_split_is_refused(data_roots: dict[str, str], tmp_path: Path) -> None:
+    cfg = _shrink(CONFIGS / "stl10/supervised.yaml", data_roots, tmp_path / "run", ["data.split=train+unlabeled"])
+    with pytest.raises(ValueError, match="label"):
+        run_pretrain(cfg)
