@@ -150,7 +150,8 @@ def _cifar(n: int) -> Callable[[str, str, int], Any]:
 
 
 def _stl10(root: str, split: str, size: int) -> Any:
-    _check_split(split, "stl10")
+    if split not in ("unlabeled", "train+unlabeled"):  # + the pretraining splits (reference doc Sec. 5)
+        _check_split(split, "stl10")
     return stl10(root, "trainval" if split == "all" else split, size)
 
 
