@@ -310,7 +310,6 @@ def require_classes(labels: Tensor, what: str, protocol: str) -> int:
     if k < 2:
         raise DatasetError(
             f"{what}: {protocol} evaluation needs at least 2 classes, found {k} (with one class every prediction "
-            "is right and the score means nothing)",
-            FOLDER_LAYOUT,
+            "is right and the score means nothing)"
         )
     return k
