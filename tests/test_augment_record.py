@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import colorsys
+
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
@@ -11,6 +13,21 @@ from hypothesis import strategies as st
 from augself.augment import AugmentConfig, Augmenter, ViewConfig, ViewParams, ops, sample_params
 
 OFF = {"flip_p": 0.0, "jitter_p": 0.0, "gray_p": 0.0, "blur_p": 0.0, "solarize_p": 0.0, "rotate_p": 0.0}
+
+
+def naive_hsv_saturation(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Pixel by pixel in float64: RGB -> HSV (colorsys), s <- clamp(s * factor, 0, 1), HSV -> RGB; 1 channel kept.
+
+    The AugSelf reference's saturation (kornia 0.4.1 ``adjust_saturation``), written independently of ours.
+    """
+    if x.shape[0] == 1:
+        return x
+    out = torch.empty_like(x, dtype=torch.float64)
+    for i in range(x.shape[1]):
+        for j in range(x.shape[2]):
+            h, s, v = colorsys.rgb_to_hsv(*x[:, i, j].double().tolist())
+            out[:, i, j] = torch.tensor(colorsys.hsv_to_rgb(h, min(max(s * factor, 0.0), 1.0), v), dtype=torch.float64)
+    return out.to(x.dtype)
 
 
 def slow_view(img: torch.Tensor, p: ViewParams, b: int, cfg: ViewConfig, source_crop=None) -> torch.Tensor:
@@ -28,7 +45,8 @@ def slow_view(img: torch.Tensor, p: ViewParams, b: int, cfg: ViewConfig, source_
     if p.flip[b]:
         x = TF.horizontal_flip(x)
     if p.jitter[b]:
-        fns = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
+        sat = naive_hsv_saturation if cfg.saturation_mode == "hsv" else TF.adjust_saturation
+        fns = (TF.adjust_brightness, TF.adjust_contrast, sat, TF.adjust_hue)
         for op in p.order[b].tolist():
             x = fns[op](x, float(p.color[b, op]))
     if p.gray[b] and C == 3:
@@ -334,3 +352,64 @@ def test_cpu_chunking_matches_single_pass(monkeypatch: pytest.MonkeyPatch, chann
     assert_reproduced(x, chunked, aug)
     for i, v in enumerate(chunked):
         assert torch.equal(aug.apply(x, v.params, i), v.image)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+@pytest.mark.parametrize("order", ["sample", "batch"])
+def test_reference_colour_jitter_is_reproduced(monkeypatch: pytest.MonkeyPatch, order: str, channels: int) -> None:
+    """HSV saturation (the AugSelf reference's kornia 0.4.1 ColorJitter) with per-sample or per-batch op order:
+    one pass and CPU chunks both equal the slow path with a naive per-pixel HSV round trip."""
+    import augself.augment.pipeline as pipeline
+
+    cfg = ViewConfig(size=9, jitter_p=0.8, saturation=0.8, saturation_mode="hsv", color_order=order, gray_p=0.2)
+    aug = Augmenter(AugmentConfig(views=[cfg, cfg.with_(normalize=False)]))
+    x = _images(10, channels, 15, 13, seed=5)
+    whole = aug(x, generator=torch.Generator().manual_seed(4))
+    p = whole[0].params
+    assert p.jitter.any() and (p.color[p.jitter, 2] != 1).all()
+    if order == "batch":  # one permutation per view and batch (kornia's torch.randperm(4) per call)
+        assert (p.order == p.order[0]).all() and (whole[1].params.order == whole[1].params.order[0]).all()
+    assert_reproduced(x, whole, aug)
+    monkeypatch.setattr(pipeline, "CPU_CHUNK_BYTES", 4 * channels * 9 * 9 * 3)  # 3 samples per chunk
+    chunked = aug(x, generator=torch.Generator().manual_seed(4))
+    for a, b in zip(whole, chunked, strict=True):
+        torch.testing.assert_close(a.image, b.image, atol=1e-6, rtol=0)
+    # negative control: the blend saturation is not what was recorded
+    blend = Augmenter(AugmentConfig(views=[v.with_(saturation_mode="blend") for v in aug.views]))
+    if channels == 3:
+        with pytest.raises(AssertionError):
+            assert_reproduced(x, whole, blend)
+
+
+def test_colour_order_per_batch_keeps_the_other_draws() -> None:
+    """``color_order: batch`` changes only the order record: every other parameter is drawn identically, and
+    the single permutation is uniform over the 24 orders across batches."""
+    cfg = ViewConfig(size=8, solarize_p=0.5, rotate_p=0.5)
+    a = sample_params(cfg, 16, generator=torch.Generator().manual_seed(1), input_size=(20, 20))
+    b = sample_params(
+        cfg.with_(color_order="batch"), 16, generator=torch.Generator().manual_seed(1), input_size=(20, 20)
+    )
+    for k, t in a.as_dict().items():
+        if k != "order":
+            assert torch.equal(t, b.as_dict()[k]), k
+    assert torch.equal(b.order, a.order[:1].expand(16, 4)) and len({tuple(o) for o in a.order.tolist()}) > 1
+    g = torch.Generator().manual_seed(2)
+    seen = [tuple(sample_params(cfg.with_(color_order="batch"), 2, generator=g).order[0].tolist()) for _ in range(600)]
+    assert len(set(seen)) == 24 and max(seen.count(o) for o in set(seen)) < 50  # expected 25 each
+
+
+def test_fixed_solarize_threshold() -> None:
+    """``solarize_threshold: [0.5, 0.5]`` (PIL's fixed 128 of 8-bit pixels: BYOL, E-SSL ImageNet) is recorded and
+    reproduced; the default range stays U[0, 1]."""
+    cfg = ViewConfig(size=10, solarize_p=1.0, solarize_threshold=(0.5, 0.5))
+    p = sample_params(cfg, 50, generator=torch.Generator().manual_seed(0))
+    assert (p.threshold == 0.5).all()
+    aug = Augmenter(AugmentConfig(views=[cfg]))
+    x = _images(6)
+    assert_reproduced(x, aug(x, generator=torch.Generator().manual_seed(0)), aug)
+    with pytest.raises(ValueError, match="solarize_threshold"):
+        ViewConfig(solarize_threshold=(0.6, 0.4))
+    with pytest.raises(ValueError, match="saturation_mode"):
+        ViewConfig(saturation_mode="hls")
+    with pytest.raises(ValueError, match="color_order"):
+        ViewConfig(color_order="view")

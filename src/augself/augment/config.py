@@ -31,13 +31,27 @@ class ViewConfig:
     """Hue shift range is [-h*s, h*s] (fraction of a full turn)."""
     color_strength: float = 1.0
     """AugSelf's colour-strength knob s (0.5 weak / 1 default / 2 strong): scales jitter ranges and gray_p."""
+    saturation_mode: str = "blend"
+    """``blend``: torchvision's saturation, a blend toward the grayscale image (modern default; also what E-SSL's
+    torchvision ``ColorJitter`` does, ``cifar10/main.py`` line 29). ``hsv``: the AugSelf reference's kornia 0.4.1
+    saturation, ``s <- clamp(s * f, 0, 1)`` in HSV (``transforms.py`` line 47 -> kornia ``enhance/adjust.py``
+    line 61); the AugSelf paper configs select it."""
+    color_order: str = "sample"
+    """Random order of the four colour ops: one permutation per ``sample`` (torchvision's ``ColorJitter``, called
+    per image: E-SSL) or one per ``batch`` and view (kornia 0.4.1's ``random_color_jitter_generator`` draws one
+    ``torch.randperm(4)`` per call, ``random_generator.py`` line 77: the AugSelf reference); the AugSelf paper
+    configs select ``batch``."""
     gray_p: float = 0.2
     blur_p: float = 0.5
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     blur_kernel_frac: float = 0.1
     """Kernel size = nearest odd integer to ``blur_kernel_frac * size`` (at least 3)."""
     solarize_p: float = 0.0
-    """Solarize probability (BYOL uses 0.0 / 0.2 for its two views). Threshold ~ U[0, 1]."""
+    """Solarize probability (BYOL uses 0.0 / 0.2 for its two views)."""
+    solarize_threshold: tuple[float, float] = (0.0, 1.0)
+    """Threshold ~ U[low, high]: (0, 1) as kornia's ``RandomSolarize(0.5, 0.0)`` in AugSelf's ``stl10_sol``; (0.5,
+    0.5) is PIL's fixed ``ImageOps.solarize`` threshold 128 on 8-bit values (BYOL, E-SSL ImageNet ``utils.py``
+    line 71)."""
     rotate_p: float = 0.0
     """Probability of a four-fold rotation k*90 deg, k ~ U{0,1,2,3} (AugSelf's `rot`)."""
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)
@@ -85,6 +99,13 @@ class ViewConfig:
                 raise ValueError(f"{name} must satisfy 0 < low <= high, got {(lo, hi)!r}")
         if self.crop_scale[1] > 1.0:
             raise ValueError(f"crop_scale upper bound must be <= 1, got {self.crop_scale!r}")
+        if self.saturation_mode not in ("blend", "hsv"):
+            raise ValueError(f"saturation_mode must be 'blend' or 'hsv', got {self.saturation_mode!r}")
+        if self.color_order not in ("sample", "batch"):
+            raise ValueError(f"color_order must be 'sample' or 'batch', got {self.color_order!r}")
+        lo, hi = (float(v) for v in self.solarize_threshold)
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f"solarize_threshold must satisfy 0 <= low <= high <= 1, got {self.solarize_threshold!r}")
         if len(self.mean) != len(self.std) or any(float(s) <= 0 for s in self.std):
             raise ValueError("mean and std must have the same length and std must be positive")
 

@@ -8,7 +8,10 @@ uses torchvision-style brightness/contrast and kornia saturation/hue, which foll
 * :func:`crop_resize` == ``resized_crop(..., BILINEAR, antialias=False)`` for boxes on the pixel grid;
 * :func:`adjust_brightness`/:func:`adjust_contrast`/:func:`adjust_saturation`/:func:`adjust_hue` and
   :func:`color_jitter` (per-sample random order), :func:`grayscale`, :func:`gaussian_blur` (reflect
-  padding, odd kernel), :func:`solarize`, :func:`hflip`, :func:`rot90`, :func:`normalize`.
+  padding, odd kernel), :func:`solarize`, :func:`hflip`, :func:`rot90`, :func:`normalize`;
+* :func:`adjust_saturation_hsv`: the AugSelf reference's saturation (kornia 0.4.1 ``adjust_saturation``, an
+  RGB -> HSV -> RGB round trip with ``s <- clamp(s * f, 0, 1)``), selected by ``saturation="hsv"`` in
+  :func:`color_jitter`; :func:`adjust_saturation` is torchvision's blend toward the grayscale image.
 
 Ops never loop over samples in Python: masked ops run once on the selected subset (index_select /
 index_put_), per-sample parameters broadcast. All arithmetic is float32. On CPU the pipeline groups samples
@@ -148,6 +151,26 @@ def adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
     return _blend(x, rgb_to_gray(x), factor)
 
 
+def adjust_saturation_hsv(x: Tensor, factor: Tensor) -> Tensor:
+    """HSV saturation scaling ``s <- clamp(s * f, 0, 1)`` with hue and value kept; identity on 1 channel.
+
+    The AugSelf reference's saturation: its ``ColorJitter`` (``transforms.py`` line 47) calls kornia 0.4.1's
+    ``apply_adjust_saturation`` (``augmentation/functional/functional.py`` lines 738-758), i.e. ``rgb_to_hsv``
+    -> ``adjust_saturation_raw`` (``enhance/adjust.py`` line 61: ``clamp(s * f, 0, 1)``) -> ``hsv_to_rgb``.
+    In HSV every channel is ``v * (1 - s * a_c)`` with ``a_c`` a function of the hue only, so the round trip
+    is, per pixel with ``M``/``m`` the max/min channel and ``d = M - m``: ``out = M + g * (x - M)`` with
+    ``g = min(f, M / d)`` (``M / d = 1 / s`` is where ``s * f`` reaches 1). Gray pixels (d = 0) are unchanged
+    and no clamp is needed (the new minimum ``M - g * d`` is >= 0). Five elementwise passes, no HSV detour.
+    """
+    if x.shape[1] == 1:
+        return x
+    r, g_, b = x.unbind(1)
+    maxc = torch.maximum(torch.maximum(r, g_), b).unsqueeze(1)
+    minc = torch.minimum(torch.minimum(r, g_), b).unsqueeze(1)
+    g = torch.minimum(torch.div(maxc, (maxc - minc).clamp_min_(1e-12)), _b(factor.to(x.dtype)))
+    return torch.addcmul(maxc, x - maxc, g)
+
+
 def adjust_hue(x: Tensor, factor: Tensor) -> Tensor:
     """Rotate the hue by ``factor`` (fraction of a full turn, in [-0.5, 0.5]); identity on 1 channel.
 
@@ -221,15 +244,30 @@ def _blend_op(x: Tensor, factor: Tensor, op: Tensor) -> Tensor:
     return x.mul_(_b(f)).add_(target).clamp_(0.0, 1.0)
 
 
-def color_jitter(x: Tensor, factors: Tensor, order: Tensor, apply: Tensor, inplace: bool = False) -> Tensor:
+SATURATION_MODES = ("blend", "hsv")
+"""``blend``: torchvision's blend toward the grayscale image (:func:`adjust_saturation`); ``hsv``: the AugSelf
+reference's kornia 0.4.1 HSV scaling (:func:`adjust_saturation_hsv`)."""
+
+
+def _check_saturation(saturation: str) -> None:
+    if saturation not in SATURATION_MODES:
+        raise ValueError(f"unknown saturation mode {saturation!r}; valid: {', '.join(SATURATION_MODES)}")
+
+
+def color_jitter(
+    x: Tensor, factors: Tensor, order: Tensor, apply: Tensor, inplace: bool = False, saturation: str = "blend"
+) -> Tensor:
     """Colour jitter with per-sample factors (B, 4) and per-sample op order (B, 4).
 
     At each of the four positions every sample runs the op that ``order[:, pos]`` selects (torchvision's
-    ``ColorJitter`` with a per-sample permutation), as two batched calls on the selected subsets:
-    brightness-contrast-or-saturation (all three are blends, sharing one grayscale pass) and hue. Ops whose factor
-    equals the identity are skipped, as torchvision skips ops with a zero range. Samples with ``apply``
-    false are untouched. ``inplace`` allows overwriting ``x``.
+    ``ColorJitter`` with a per-sample permutation), as batched calls on the selected subsets:
+    brightness-contrast-or-saturation (all three are blends, sharing one grayscale pass), HSV saturation (with
+    ``saturation="hsv"``, which takes saturation out of the blend) and hue. Ops whose factor equals the
+    identity are skipped, as torchvision skips ops with a zero range. Samples with ``apply`` false are
+    untouched. ``inplace`` allows overwriting ``x``.
     """
+    _check_saturation(saturation)
+    hsv = saturation == "hsv"
     factors = factors.to(device=x.device, dtype=torch.float32)
     order = order.to(x.device)
     ident = torch.tensor(IDENTITY_FACTORS, device=x.device)
@@ -245,7 +283,9 @@ def color_jitter(x: Tensor, factors: Tensor, order: Tensor, apply: Tensor, inpla
         sel = active.gather(1, op).squeeze(1)
         f = factors.gather(1, op).squeeze(1)
         op = op.squeeze(1)
-        x = _apply_where(x, sel & (op != 3), _blend_op, f, op, inplace=True)
+        x = _apply_where(x, sel & ((op < 2) if hsv else (op != 3)), _blend_op, f, op, inplace=True)
+        if hsv:
+            x = _apply_where(x, sel & (op == 2), adjust_saturation_hsv, f, inplace=True)
         x = _apply_where(x, sel & (op == 3), adjust_hue, f, inplace=True)
     return x
 
@@ -258,11 +298,15 @@ def hue_slot(factors: Tensor, order: Tensor, apply: Tensor, channels: int) -> Te
     return torch.where(hue_active, pos, torch.where(apply, 4, 5))
 
 
-def color_jitter_same_slot(x: Tensor, factors: Tensor, order: Tensor, slot: int) -> Tensor:
+def color_jitter_same_slot(x: Tensor, factors: Tensor, order: Tensor, slot: int, saturation: str = "blend") -> Tensor:
     """:func:`color_jitter` for a batch whose samples all share ``hue_slot`` ``slot`` < 5 (jitter applied),
     written into ``x``: no subsets to gather or scatter. At the hue position every sample rotates its hue;
     at the other three every sample runs its brightness, contrast or saturation blend, with factor 1 (the
-    exact identity) where that op is inactive (hue at a non-hue slot, saturation on one channel)."""
+    exact identity) where that op is inactive (hue at a non-hue slot, saturation on one channel). With
+    ``saturation="hsv"`` the samples whose op is saturation run :func:`adjust_saturation_hsv` instead (on their
+    subset; the whole chunk when the colour-op order is drawn per batch)."""
+    _check_saturation(saturation)
+    hsv = saturation == "hsv" and x.shape[1] > 1
     factors = factors.to(device=x.device, dtype=torch.float32)
     order = order.to(x.device)
     for pos in range(4):
@@ -271,8 +315,12 @@ def color_jitter_same_slot(x: Tensor, factors: Tensor, order: Tensor, slot: int)
             continue
         op = order[:, pos]
         f = factors.gather(1, op.unsqueeze(1)).squeeze(1)
-        idle = (op == 3) | ((op == 2) & (x.shape[1] == 1))
-        x = _blend_op(x, torch.where(idle, 1.0, f), op)
+        sat = op == 2
+        idle = (op == 3) | (sat & (hsv or x.shape[1] == 1))
+        if not bool(idle.all()):
+            x = _blend_op(x, torch.where(idle, 1.0, f), op)
+        if hsv:
+            x = _apply_where(x, sat & (f != 1.0), adjust_saturation_hsv, f, inplace=True)
     return x
 
 

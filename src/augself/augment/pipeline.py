@@ -2,8 +2,9 @@
 
 ``Augmenter(cfg)(images, source_crop)`` returns one :class:`View` per configured view: the normalised
 image batch and the :class:`ViewParams` that produced it. Op order (SimCLR / AugSelf, Lee et al., NeurIPS
-2021, App. A): crop+resize -> flip -> colour jitter (random order per sample) -> grayscale -> blur ->
-solarize -> rotation -> normalise. Everything runs batched on the device of the input.
+2021, App. A): crop+resize -> flip -> colour jitter (random order per sample, or per batch with
+``color_order: batch``) -> grayscale -> blur -> solarize -> rotation -> normalise. Everything runs batched on
+the device of the input.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ class Augmenter(nn.Module):
                 q = p[idx]
                 x = ops.crop_resize(images.index_select(0, idx), crop[idx], cfg.size, flip=q.flip)
                 if s < 5:  # 5: jitter not applied
-                    x = ops.color_jitter_same_slot(x, q.color, q.order, s)
+                    x = ops.color_jitter_same_slot(x, q.color, q.order, s, cfg.saturation_mode)
                 out.index_put_((idx,), Augmenter._finish(x, q, cfg))
             start += c
         return out
@@ -193,7 +194,7 @@ class Augmenter(nn.Module):
     def _apply_chunk(images: Tensor, p: ViewParams, crop: Tensor, cfg: ViewConfig, out: Tensor | None = None) -> Tensor:
         # crop + resize + flip in one pass (flip folded into the column indices); x is owned from here on
         x = ops.crop_resize(images, crop, cfg.size, flip=p.flip)
-        x = ops.color_jitter(x, p.color, p.order, p.jitter, inplace=True)
+        x = ops.color_jitter(x, p.color, p.order, p.jitter, inplace=True, saturation=cfg.saturation_mode)
         return Augmenter._finish(x, p, cfg, out)
 
     @staticmethod

@@ -2,8 +2,9 @@
 
 Distributions follow the SimCLR/AugSelf pipeline (Lee et al., NeurIPS 2021, App. A; reference §2.1):
 RandomResizedCrop (area ~ U(scale), log-uniform ratio, torchvision's 10 tries + centre-crop fallback),
-flip ~ Bern(p), colour jitter ~ Bern(p) with uniform factors and a random op order, grayscale ~ Bern(p),
-blur ~ Bern(p) with sigma ~ U(blur_sigma), solarize ~ Bern(p) with threshold ~ U[0, 1], rotation k ~ U{0..3}
+flip ~ Bern(p), colour jitter ~ Bern(p) with uniform factors and a random op order (per sample, or one per
+batch with ``color_order: batch``), grayscale ~ Bern(p), blur ~ Bern(p) with sigma ~ U(blur_sigma), solarize ~
+Bern(p) with threshold ~ U(solarize_threshold), rotation k ~ U{0..3}
 with probability ``rotate_p``. Unapplied ops hold identity values (reference quirk Q2).
 
 All randomness comes from the given ``torch.Generator`` (drawn on the generator's device, then moved), in a
@@ -112,12 +113,15 @@ def sample_params(
     ident = torch.tensor([1.0, 1.0, 1.0, 0.0], device=device)
     color = torch.where(jitter.unsqueeze(1), factors, ident)
     order = torch.argsort(u_order, dim=1)
+    if cfg.color_order == "batch":  # one permutation for the whole batch (kornia 0.4.1), same number of draws
+        order = order[:1].expand(batch, 4).contiguous()
     gray = u[:, 2] < cfg.effective_gray_p
     blur = u[:, 3] < cfg.blur_p
     slo, shi = (float(v) for v in cfg.blur_sigma)
     sigma = torch.where(blur, slo + (shi - slo) * u[:, 4], torch.zeros_like(u[:, 4]))
     solarize = u[:, 5] < cfg.solarize_p
-    threshold = torch.where(solarize, u[:, 6], torch.ones_like(u[:, 6]))
+    tlo, thi = (float(v) for v in cfg.solarize_threshold)
+    threshold = torch.where(solarize, tlo + (thi - tlo) * u[:, 6], torch.ones_like(u[:, 6]))
     rot_applied = u[:, 7] < cfg.rotate_p
     k = torch.floor(u[:, 8] * 4)
     rot = torch.where(rot_applied, k.long().clamp_(0, 3), torch.zeros_like(k, dtype=torch.long))
