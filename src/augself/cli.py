@@ -19,6 +19,7 @@ def _format_warning(message: Warning | str, category: type[Warning], *args: obje
 
 def _pretrain(args: argparse.Namespace) -> None:
     from augself.config import load_config
+    from augself.train.interrupt import TrainingInterrupted
     from augself.train.run import run_pretrain
 
     overrides = list(args.overrides)
@@ -27,7 +28,11 @@ def _pretrain(args: argparse.Namespace) -> None:
     if args.skip_corrupt:
         overrides.append("data.skip_corrupt=true")
     cfg = load_config(args.config, overrides)
-    out = run_pretrain(cfg, resume=args.resume)
+    try:
+        out = run_pretrain(cfg, resume=args.resume, overwrite=args.overwrite)
+    except TrainingInterrupted as e:  # SIGTERM / SIGINT: one line, exit 128 + signal (143 / 130), never 0
+        print(f"augself pretrain: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(e.exit_code) from None
     print(f"run directory: {out}\nbackbone: {out / 'backbone.pt'}")
 
 
@@ -53,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--config", help="YAML config (see configs/)")
     pt.add_argument("--out", help="run directory (same as out=...)")
     pt.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/last.ckpt")
+    pt.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (its backbone.pt, config.yaml, checkpoints and logs are removed)",
+    )
     pt.add_argument(
         "--skip-corrupt",
         action="store_true",

@@ -15,8 +15,10 @@ Splits follow the reference code's linear-evaluation table (reference §6.1):
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +90,77 @@ class ArrayDataset(Dataset):
         return {"image": img, "label": int(self.labels[i]), "source_crop": self._crop.clone()}
 
 
+def _numpy_global(module: str, name: str) -> Any:
+    """``numpy.<module>.<name>`` from numpy 2's ``numpy._core`` or numpy 1's ``numpy.core`` (no deprecation shim)."""
+    for prefix in ("numpy._core", "numpy.core"):
+        try:
+            return getattr(importlib.import_module(f"{prefix}.{module}"), name)
+        except (ImportError, AttributeError):
+            continue
+    raise pickle.UnpicklingError(f"numpy has no {module}.{name}")
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles of ``bytes`` use it, restricted to the one codec they name."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+class ForbiddenGlobal(pickle.UnpicklingError):
+    """A pickle references a global that its format never holds (the name is the message)."""
+
+
+def _multiarray(name: str) -> Callable[[], Any]:
+    return lambda: _numpy_global("multiarray", name)
+
+
+#: The only globals a CIFAR batch references (numpy 1 and 2 module names): array / scalar reconstruction and dtype,
+#: plus ``_codecs.encode``, which protocol-2 pickles written by Python 3 use for ``bytes``.
+CIFAR_GLOBALS: dict[tuple[str, str], Callable[[], Any]] = {
+    ("numpy", "ndarray"): lambda: np.ndarray,
+    ("numpy", "dtype"): lambda: np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _multiarray("_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"): _multiarray("_reconstruct"),
+    ("numpy.core.multiarray", "scalar"): _multiarray("scalar"),
+    ("numpy._core.multiarray", "scalar"): _multiarray("scalar"),
+    ("numpy.core.numeric", "_frombuffer"): lambda: _numpy_global("numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"): lambda: _numpy_global("numeric", "_frombuffer"),
+    ("_codecs", "encode"): lambda: _latin1_encode,
+}
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """Unpickler for the CIFAR python batches: builds only what the format holds.
+
+    The official batches (``pickle`` protocol 2, written by Python 2 / numpy) and batches re-written with any
+    protocol hold dicts, lists, strings, numbers and numpy arrays; the only globals they reference are those of
+    :data:`CIFAR_GLOBALS`. Any other (``os.system``, ``builtins.open``, ...) raises :class:`ForbiddenGlobal`
+    before it is imported, so a crafted batch cannot run code.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        make = CIFAR_GLOBALS.get((module, name))
+        if make is None:
+            raise ForbiddenGlobal(f"{module}.{name}")
+        return make()
+
+
 def _unpickle(path: Path) -> dict[str, Any]:
-    with open(path, "rb") as f:
-        d = pickle.load(f, encoding="bytes")
+    """Read one CIFAR batch / meta file with :class:`CifarUnpickler` (byte-string keys become ``str``)."""
+    try:
+        with open(path, "rb") as f:
+            d = CifarUnpickler(f, encoding="bytes").load()
+    except ForbiddenGlobal as e:
+        raise DatasetError(
+            f"refusing to read CIFAR file {str(path)!r}: it references {e}, which the CIFAR format never holds "
+            "(only numpy arrays, lists, numbers and strings); the file was altered, replace it with the official one"
+        ) from None
+    except (pickle.UnpicklingError, EOFError, TypeError, AttributeError, IndexError, ValueError) as e:
+        why = f"{type(e).__name__}: {e}".splitlines()[0]
+        raise DatasetError(f"cannot read CIFAR file {str(path)!r}: not a valid CIFAR pickle ({why})") from None
+    if not isinstance(d, dict):
+        raise DatasetError(f"CIFAR file {str(path)!r} does not hold a dict (it holds a {type(d).__name__})")
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
 
 
@@ -129,6 +199,8 @@ def cifar(root: str | os.PathLike[str], split: str, size: int = 32, num_classes:
             d = _unpickle(folder / f)
             xs.append(np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             ys.append(np.asarray(d[key], dtype=np.int64))
+        except DatasetError:
+            raise
         except (KeyError, ValueError, pickle.UnpicklingError, EOFError) as e:
             raise DatasetError(f"cannot read CIFAR batch {str(folder / f)!r}: {e}", layout) from e
     classes = [c.decode() if isinstance(c, bytes) else str(c) for c in _unpickle(folder / meta)[names]]

@@ -9,6 +9,9 @@
   sampler position of :mod:`augself.train.sampler`) it stores the torch / numpy / python RNG states, the
   logging step and the partial epoch aggregates of logged metrics, so a resumed run continues exactly.
 * :func:`check_resume_config` refuses a checkpoint written with a different model / method / data setup.
+* :func:`load_checkpoint` reads a checkpoint with ``torch.load(weights_only=True)`` (tensors, plain containers,
+  numbers and strings only; everything the writer stores is converted to those), so a crafted ``last.ckpt`` cannot
+  run code on ``--resume``; :class:`AtomicCheckpointIO` routes Lightning's own load through it as well.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import contextlib
 import errno
 import logging
 import os
+import pickle
 import random
+import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import lightning as L
 import numpy as np
@@ -29,6 +34,11 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import Tensor
 
 from augself.config import ConfigError
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +49,10 @@ _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 class CheckpointWriteError(OSError):
     """A checkpoint could not be written (full disk, read-only folder); the previous checkpoint is intact."""
+
+
+class CheckpointReadError(ValueError):
+    """A checkpoint cannot be read, or holds objects other than tensors and plain data (refused unread)."""
 
 
 class OutputFolderError(OSError):
@@ -62,6 +76,8 @@ def _fsync_dir(folder: Path) -> None:
 def _write_error(path: Path, e: OSError) -> CheckpointWriteError:
     if e.errno in _NO_SPACE:
         why = "no space left on the device"
+    elif e.errno == errno.EFBIG:
+        why = "the file size limit was reached (EFBIG: `ulimit -f` or the file system's largest file)"
     elif e.errno in _NOT_WRITABLE:
         why = f"the folder is not writable ({e.strerror})"
     else:
@@ -69,28 +85,109 @@ def _write_error(path: Path, e: OSError) -> CheckpointWriteError:
     return CheckpointWriteError(f"cannot write checkpoint {path}: {why}")
 
 
+#: What torch's zip writer raises (a ``RuntimeError``) when the file write under it fails (ENOSPC, EFBIG, EIO).
+_TORCH_WRITE_FAILED = re.compile(r"unexpected pos|file write failed|PytorchStreamWriter failed", re.IGNORECASE)
+
+
+class _RecordingWriter:
+    """File wrapper for ``torch.save`` that keeps the first ``OSError`` of a write.
+
+    torch's zip writer turns a failed write into ``RuntimeError: [enforce fail at inline_container.cc] unexpected
+    pos ...``, losing the errno; the recorded error tells a full disk from a size limit or an I/O error.
+    """
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f = f
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.f.flush()
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+
+def describe_write_failure(e: BaseException, tmp: Path) -> str | None:
+    """Why a write of ``tmp`` failed, in words, for an ``OSError`` or torch's writer ``RuntimeError``; else None."""
+    if isinstance(e, OSError):
+        return str(_write_error(tmp, e)).split(": ", 1)[1]
+    if not (isinstance(e, RuntimeError) and _TORCH_WRITE_FAILED.search(str(e))):
+        return None
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource is not None else -1
+    with contextlib.suppress(OSError):
+        if limit not in (-1, getattr(resource, "RLIM_INFINITY", -1)) and tmp.stat().st_size >= limit - 2**16:
+            return "the file size limit was reached (EFBIG: `ulimit -f`)"
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(tmp.parent).free < 2**20:
+            return "no space left on the device"
+    return f"the write failed ({str(e).splitlines()[0]})"
+
+
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save(obj, path)`` through a temporary file in the same folder + fsync + ``os.replace``.
 
-    On any failure the temporary file is removed and an existing ``path`` is left untouched; an ``OSError``
-    becomes a :class:`CheckpointWriteError` with a one-line explanation.
+    On any failure the temporary file is removed and an existing ``path`` is left untouched; an ``OSError`` (or
+    the ``RuntimeError`` torch's zip writer makes of one, e.g. on a full disk) becomes a
+    :class:`CheckpointWriteError` with a one-line explanation.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    writer: _RecordingWriter | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
+            writer = _RecordingWriter(f)
+            torch.save(obj, writer)  # type: ignore[arg-type]
+            writer.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if isinstance(e, OSError) and not isinstance(e, CheckpointWriteError):
-            raise _write_error(path, e) from e
+        if isinstance(e, CheckpointWriteError):
+            raise
+        if writer is not None and writer.error is not None and isinstance(e, (OSError, RuntimeError)):
+            raise _write_error(path, writer.error) from None
+        if isinstance(e, OSError):
+            raise _write_error(path, e) from None
+        if isinstance(e, RuntimeError) and _TORCH_WRITE_FAILED.search(str(e)):
+            raise CheckpointWriteError(f"cannot write checkpoint {path}: {describe_write_failure(e, tmp)}") from None
         raise
     _fsync_dir(path.parent)
+
+
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors, plain containers, numbers and strings only.
+
+    A file that references any other Python object (a crafted checkpoint whose unpickling would run code) is
+    refused before that object is created: :class:`CheckpointReadError` names the object. An unreadable file
+    (truncated, not a checkpoint) raises :class:`CheckpointReadError` too; both messages are one line.
+    """
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except pickle.UnpicklingError as e:
+        found = _GLOBAL.search(str(e))
+        what = found.group(1) if found else "a Python object"
+        raise CheckpointReadError(
+            f"refusing to load {path}: it references {what}, which no checkpoint written by augself holds "
+            "(only tensors and plain data are loaded); the file was altered or does not come from augself"
+        ) from None
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise CheckpointReadError(f"cannot read checkpoint {path} ({type(e).__name__}: {first})") from None
 
 
 def first_non_finite(state_dict: dict[str, Any]) -> str | None:
@@ -114,6 +211,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO does not take storage_options for local paths")
         atomic_save(checkpoint, str(path).removeprefix("file://"))
+
+    def load_checkpoint(
+        self, path: Any, map_location: Any | None = lambda storage, loc: storage, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        """Lightning's load for ``trainer.fit(ckpt_path=...)``: always :func:`load_checkpoint` (weights only),
+        whatever ``weights_only`` Lightning passes."""
+        if "://" in str(path) and not str(path).startswith("file://"):
+            raise CheckpointReadError(f"{path}: only local checkpoints can be resumed")
+        return load_checkpoint(str(path).removeprefix("file://"), map_location=map_location)
 
 
 # ---- run-folder checks ----------------------------------------------------------------------------------------

@@ -15,7 +15,10 @@ metrics, so ``--resume`` after a ``kill -9`` continues exactly (on CPU: a bit-id
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -32,15 +35,21 @@ from augself.data.registry import build_dataset
 from augself.models.backbones import save_backbone
 from augself.train.checkpointing import (
     AtomicCheckpointIO,
+    CheckpointReadError,
+    CheckpointWriteError,
     ResumableCheckpoint,
     check_free_space,
     check_resume_config,
     checkpoint_bytes,
+    describe_write_failure,
     ensure_writable,
+    load_checkpoint,
 )
 from augself.train.csv_log import ResumableCSVLogger
+from augself.train.interrupt import StopOnSignal, TrainingInterrupted, preserve_signal_handlers, sigterm_raises
 from augself.train.module import NonFiniteLossError, PretrainModule
 from augself.train.monitors import KNNMonitor
+from augself.train.run_folder import RunFolderLock, check_new_run, clear_run, is_launch_rank_zero
 from augself.train.sampler import ResumableDataLoader, ResumableSampler
 from augself.train.scaling import batch_plan
 from augself.train.sync_bn import SyncBatchNormPlugin
@@ -134,7 +143,7 @@ def build_trainer(
     ckpt = ResumableCheckpoint(
         out / "checkpoints", every_n_steps=t.checkpoint_every_n_steps, every_n_epochs=t.checkpoint_every_n_epochs
     )
-    extra: list[L.Callback] = [ckpt, *callbacks]
+    extra: list[L.Callback] = [ckpt, StopOnSignal(ckpt), *callbacks]  # SIGTERM / SIGINT: save, then stop
     if t.progress_bar:
         extra.append(TQDMProgressBar(refresh_rate=10))
     loggers = _loggers(cfg, out, resume_step, keep_rows)
@@ -164,10 +173,11 @@ def build_trainer(
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
+    """``last.ckpt`` for ``--resume``, read with ``weights_only=True`` (a crafted file cannot run code)."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise ConfigError(f"--resume: cannot read checkpoint {path} ({type(e).__name__}: {e})") from None
+        ckpt = load_checkpoint(path)
+    except CheckpointReadError as e:
+        raise ConfigError(f"--resume: {e}") from None
     if not isinstance(ckpt, dict) or "global_step" not in ckpt or "state_dict" not in ckpt:
         raise ConfigError(f"--resume: {path} is not a Lightning checkpoint written by `augself pretrain`")
     return ckpt
@@ -180,21 +190,48 @@ def _callback_state(ckpt: dict[str, Any], cls: type) -> dict[str, Any]:
     return {}
 
 
-def run_pretrain(cfg: PretrainConfig, resume: bool = False, callbacks: list[L.Callback] | None = None) -> Path:
+def run_pretrain(
+    cfg: PretrainConfig, resume: bool = False, callbacks: list[L.Callback] | None = None, overwrite: bool = False
+) -> Path:
     """Pretrain according to ``cfg``; with ``resume`` continue from ``<out>/checkpoints/last.ckpt``.
 
-    ``callbacks`` are extra Lightning callbacks (e.g. early stopping, custom logging).
-    Raises :class:`ConfigError` (a ``ValueError``) for user errors (an existing run without ``resume``, a
-    checkpoint written with another configuration, a batch larger than the dataset),
-    :class:`augself.train.checkpointing.OutputFolderError` for a read-only or full output folder and
-    :class:`NonFiniteLossError` when the loss becomes NaN / inf (``last.ckpt`` then holds the last good step).
+    ``callbacks`` are extra Lightning callbacks (e.g. early stopping, custom logging). A folder that holds
+    another run's weights (``backbone.pt``, ``config.yaml``, ``checkpoints/*.ckpt``) is only replaced with
+    ``overwrite`` (which first removes them). The run folder is locked for the whole run (rank 0 only).
+    Raises :class:`ConfigError` (a ``ValueError``) for user errors (an existing run without ``resume`` or
+    ``overwrite``, a checkpoint written with another configuration or holding more than tensors and plain data,
+    a batch larger than the dataset), :class:`augself.train.run_folder.RunFolderBusyError` when another run
+    writes to the folder, :class:`augself.train.checkpointing.OutputFolderError` /
+    :class:`augself.train.checkpointing.CheckpointWriteError` for a read-only or full output folder (``OSError``),
+    :class:`NonFiniteLossError` when the loss becomes NaN / inf (``last.ckpt`` then holds the last good step) and
+    :class:`augself.train.interrupt.TrainingInterrupted` on SIGTERM / SIGINT (after saving ``last.ckpt``).
     """
     out = Path(cfg.out)
+    owner = is_launch_rank_zero()  # DDP: the other ranks neither lock nor check (rank 0 writes the folder)
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other (continue the run, or replace it)")
+    if resume and not (out / "checkpoints" / "last.ckpt").is_file():
+        raise ConfigError(f"--resume: no checkpoint at {out / 'checkpoints' / 'last.ckpt'}")
+    created = not out.exists()
+    lock = RunFolderLock(out) if owner else None
+    try:
+        with sigterm_raises():
+            if lock is not None:
+                ensure_writable(out)
+                lock.acquire()
+                check_new_run(out, resume, overwrite)  # under the lock: a run still writing is reported as busy
+            return _run(cfg, resume, callbacks, overwrite=overwrite and owner)
+    finally:
+        if lock is not None:
+            lock.release()
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only when nothing was written (a user error before the run started)
+
+
+def _run(cfg: PretrainConfig, resume: bool, callbacks: list[L.Callback] | None, overwrite: bool) -> Path:
+    out = Path(cfg.out)
     last = out / "checkpoints" / "last.ckpt"
-    if resume and not last.is_file():
-        raise ConfigError(f"--resume: no checkpoint at {last}")
-    if not resume and last.exists():
-        raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     ckpt = _load_checkpoint(last) if resume else None
     ensure_writable(out)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -240,6 +277,8 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False, callbacks: list[L.Ca
     plan = batch_plan(cfg.trainer, cfg.optim.base_lr, cfg.optim.scale_lr, trainer.world_size)
     if trainer.is_global_zero:
         print(plan.describe(), flush=True)  # one line per run: the batch and lr actually used
+    if overwrite:
+        clear_run(out)
     (out / "config.yaml").write_text(to_yaml(cfg))
     dataset = maybe_cache(dataset, cfg)
     loader: DataLoader
@@ -259,9 +298,37 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False, callbacks: list[L.Ca
         loader = DataLoader(dataset, shuffle=True, **common)
     ckpt_cb = next(c for c in trainer.callbacks if isinstance(c, ResumableCheckpoint))
     try:
-        trainer.fit(module, loader, ckpt_path=str(last) if resume else None)
+        with preserve_signal_handlers():
+            trainer.fit(module, loader, ckpt_path=str(last) if resume else None)
     except NonFiniteLossError as e:
         raise NonFiniteLossError(f"{e}; training stopped; {ckpt_cb.describe_last()}") from None
+    except SystemExit as e:
+        # Lightning's own stop: SIGTERMException (exit status None = 0) on a SIGTERM its handler caught, or
+        # sys.exit(1) after a KeyboardInterrupt; a stopped run must never look like a finished one.
+        signum = signal.SIGINT if isinstance(e.__context__, KeyboardInterrupt) else signal.SIGTERM
+        raise TrainingInterrupted(
+            signum,
+            f"interrupted by {signal.Signals(signum).name} at step {trainer.global_step}; "
+            f"{ckpt_cb.describe_last()}; continue with --resume",
+        ) from None
     if trainer.is_global_zero:
-        save_backbone(module.method.backbone, out / "backbone.pt")
+        _export_backbone(module.method.backbone, out / "backbone.pt", ckpt_cb)
     return out
+
+
+def _export_backbone(backbone: torch.nn.Module, path: Path, ckpt_cb: ResumableCheckpoint) -> None:
+    """:func:`save_backbone` through a temporary file + ``os.replace``; a failed write (full disk) is one line."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        save_backbone(backbone, tmp)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        why = describe_write_failure(e, tmp)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if why is None:
+            raise
+        raise CheckpointWriteError(
+            f"cannot write {path}: {why}; {ckpt_cb.describe_last()}; make room and run again with --resume to "
+            "export the backbone"
+        ) from None
