@@ -37,6 +37,17 @@ class DataConfig:
     cache_mb: int = 1024
     """Image folders: decode the training set once into an in-memory uint8 cache when it needs at most this
     many MiB (CIFAR-size sets), so workers only index it; 0 = decode every image every epoch."""
+    crop: str = "full_image"
+    """How pretraining views are cut from variable-size images (image folders and the photo sets of
+    ``augself.data.transfer_sets``). ``full_image`` (default, the reference's: torchvision ``ImageFolder`` +
+    ``RandomResizedCrop`` on the whole decoded image, AugSelf ``datasets.py`` line 114): each view's crop is drawn
+    on the whole original image and cut + resized in the DataLoader workers; ``size`` and the cache are then unused
+    for training. ``centre_square``: resize the short side to ``size`` and keep the centred square, crop on the
+    device; it never reaches the sides of a non-square image, but equals ``full_image`` on square images (folders
+    of CIFAR-like images) and allows the cache. CIFAR / STL-10 / synthetic (fixed-size) always crop on the device."""
+    reduced_decode: bool = False
+    """``full_image``: decode a JPEG at 1/2, 1/4 or 1/8 scale (DCT scaling) when every view's crop keeps at least
+    its output size there; faster on large photos, pixels differ slightly (``benchmarks/loader_throughput.py``)."""
 
 
 @dataclass
@@ -252,6 +263,8 @@ def _validate(cfg: PretrainConfig) -> None:
             raise ConfigError(f"augself.{name} must be a finite number >= 0, got {lam}")
     if not (cfg.essl.weight >= 0 and math.isfinite(cfg.essl.weight)):
         raise ConfigError(f"essl.weight must be a finite number >= 0, got {cfg.essl.weight}")
+    if cfg.data.crop not in ("full_image", "centre_square"):  # augself.data.folder.CROP_MODES
+        raise ConfigError(f"data.crop must be one of full_image, centre_square, got {cfg.data.crop!r}")
     if cfg.trainer.batch_size < 2:
         raise ConfigError(f"trainer.batch_size must be >= 2, got {cfg.trainer.batch_size}")
     t = cfg.trainer

@@ -9,6 +9,7 @@ the device of the input.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -71,6 +72,16 @@ def decompose_crop(crop: Tensor, source_crop: Tensor | None) -> Tensor:
         ),
         dim=1,
     )
+
+
+def _crop_resize(images: Tensor, crop: Tensor | None, size: int, flip: Tensor) -> Tensor:
+    """:func:`ops.crop_resize` with flip; ``crop`` None: the images already are the crops (scale and flip only)."""
+    if crop is None:
+        x = images.to(torch.float32, copy=True)
+        if images.dtype == torch.uint8:
+            x.mul_(1.0 / 255.0)  # as ops.crop_resize scales uint8
+        return ops.hflip(x, flip)
+    return ops.crop_resize(images, crop, size, flip=flip)
 
 
 def check_images(images: object) -> Tensor:
@@ -165,7 +176,8 @@ class Augmenter(nn.Module):
         return self._apply_view(images, params.to(images.device), crop, self._view(view_index))
 
     @staticmethod
-    def _apply_view(images: Tensor, p: ViewParams, crop: Tensor, cfg: ViewConfig) -> Tensor:
+    def _apply_view(images: Tensor, p: ViewParams, crop: Tensor | None, cfg: ViewConfig) -> Tensor:
+        """``crop`` None: ``images`` already are the crops at ``cfg.size`` (cut in the DataLoader)."""
         B, C = images.shape[:2]
         n = chunk_size(B, C, cfg.size, images.device)
         if n >= B:
@@ -183,7 +195,7 @@ class Augmenter(nn.Module):
             for a in range(start, start + c, n):
                 idx = order[a : min(a + n, start + c)]
                 q = p[idx]
-                x = ops.crop_resize(images.index_select(0, idx), crop[idx], cfg.size, flip=q.flip)
+                x = _crop_resize(images.index_select(0, idx), None if crop is None else crop[idx], cfg.size, q.flip)
                 if s < 5:  # 5: jitter not applied
                     x = ops.color_jitter_same_slot(x, q.color, q.order, s, cfg.saturation_mode)
                 out.index_put_((idx,), Augmenter._finish(x, q, cfg))
@@ -191,9 +203,11 @@ class Augmenter(nn.Module):
         return out
 
     @staticmethod
-    def _apply_chunk(images: Tensor, p: ViewParams, crop: Tensor, cfg: ViewConfig, out: Tensor | None = None) -> Tensor:
+    def _apply_chunk(
+        images: Tensor, p: ViewParams, crop: Tensor | None, cfg: ViewConfig, out: Tensor | None = None
+    ) -> Tensor:
         # crop + resize + flip in one pass (flip folded into the column indices); x is owned from here on
-        x = ops.crop_resize(images, crop, cfg.size, flip=p.flip)
+        x = _crop_resize(images, crop, cfg.size, p.flip)
         x = ops.color_jitter(x, p.color, p.order, p.jitter, inplace=True, saturation=cfg.saturation_mode)
         return Augmenter._finish(x, p, cfg, out)
 
@@ -225,6 +239,34 @@ class Augmenter(nn.Module):
             x = self._apply_view(images, p, p.crop, cfg)  # uint8 is scaled in the crop
             p.crop = compose_crop(p.crop, source_crop)
             out.append(View(x, p))
+        return out
+
+    def forward_cropped(
+        self,
+        views: Sequence[Tensor],
+        view_crops: Tensor,
+        generator: torch.Generator | None = None,
+    ) -> list[View]:
+        """Views already cut from the whole image and resized in the DataLoader (``data.crop: full_image``).
+
+        ``views[v]``: uint8 or float (B, C, S_v, S_v) at view v's size; ``view_crops``: (B, V, 4) their boxes as
+        fractions of the original image, recorded as ``params.crop``. Everything after the crop (flip, jitter, ...)
+        is sampled and applied here, batched, exactly as in :meth:`forward` (same draws per view).
+        """
+        if not isinstance(views, (list, tuple)) or len(views) != self.num_views:
+            raise ValueError(f"expected a list of {self.num_views} view batches, got {type(views).__name__}")
+        images = [check_images(x) for x in views]
+        B = images[0].shape[0]
+        if not isinstance(view_crops, Tensor) or tuple(view_crops.shape) != (B, self.num_views, 4):
+            shape = tuple(view_crops.shape) if isinstance(view_crops, Tensor) else type(view_crops).__name__
+            raise ValueError(f"view_crops must have shape ({B}, {self.num_views}, 4), got {shape}")
+        out: list[View] = []
+        for i, (x, cfg) in enumerate(zip(images, self.cfg.views, strict=True)):
+            if x.shape[0] != B or x.shape[-2:] != (cfg.size, cfg.size):
+                raise ValueError(f"view {i} must have shape ({B}, C, {cfg.size}, {cfg.size}), got {tuple(x.shape)}")
+            p = self.sample(i, B, generator=generator, device=x.device, input_size=(cfg.size, cfg.size))
+            p.crop = view_crops[:, i].to(device=x.device, dtype=torch.float32)
+            out.append(View(self._apply_view(x, p, None, cfg), p))
         return out
 
     def extra_repr(self) -> str:

@@ -14,6 +14,7 @@ fixed number of draws, so a seeded generator gives identical parameters.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -84,6 +85,46 @@ def sample_crop(
         top = torch.where(any_valid, u_pos[:, 0] * (H - h), (H - h) / 2)
         left = torch.where(any_valid, u_pos[:, 1] * (W - w), (W - w) / 2)
     return torch.stack((top / H, left / W, h / H, w / W), dim=1)
+
+
+def random_resized_crop_box(
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    u: Sequence[float],
+) -> tuple[int, int, int, int]:
+    """One RandomResizedCrop box ``(top, left, h, w)`` in integer pixels of an ``height`` x ``width`` image.
+
+    The scalar twin of :func:`sample_crop` with ``input_size`` (and of torchvision's
+    ``RandomResizedCrop.get_params``): area ~ U(scale) and log-uniform ratio for up to ``CROP_TRIES`` candidates,
+    the first that fits wins, its corner uniform on the pixel grid; else the central crop with the ratio clamped.
+    ``u`` holds ``2 * CROP_TRIES + 2`` uniforms in [0, 1): the area draws, the ratio draws, then (top, left),
+    the same layout as :func:`sample_crop`. Pure Python, for DataLoader workers (microseconds per box).
+    """
+    if len(u) != 2 * CROP_TRIES + 2:
+        raise ValueError(f"need {2 * CROP_TRIES + 2} uniforms, got {len(u)}")
+    H, W = int(height), int(width)
+    lo, hi = float(scale[0]), float(scale[1])
+    log_lo, log_hi = math.log(float(ratio[0])), math.log(float(ratio[1]))
+    area = float(H * W)
+    for t in range(CROP_TRIES):
+        s = lo + (hi - lo) * u[t]
+        r = math.exp(log_lo + (log_hi - log_lo) * u[CROP_TRIES + t])
+        w, h = round(math.sqrt(area * s * r)), round(math.sqrt(area * s / r))
+        if 0 < w <= W and 0 < h <= H:
+            top = min(math.floor(u[2 * CROP_TRIES] * (H - h + 1)), H - h)
+            left = min(math.floor(u[2 * CROP_TRIES + 1] * (W - w + 1)), W - w)
+            return top, left, h, w
+    in_ratio = W / H
+    if in_ratio < ratio[0]:
+        fw, fh = float(W), W / ratio[0]
+    elif in_ratio > ratio[1]:
+        fw, fh = H * ratio[1], float(H)
+    else:
+        fw, fh = float(W), float(H)
+    w, h = round(fw), round(fh)
+    return (H - h) // 2, (W - w) // 2, h, w
 
 
 def sample_params(

@@ -12,11 +12,14 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from augself.augment.config import ViewConfig
+from augself.augment.sample import CROP_TRIES, random_resized_crop_box
 from augself.data.errors import CorruptImageError, DatasetError
-from augself.data.imageio import is_image_file, load_rgb, to_source
+from augself.data.imageio import Box, is_image_file, load_rgb, resized_crops, to_source
 from augself.data.walk import WalkGuard, list_class_dirs, walk_files
 
 __all__ = [
+    "CROP_MODES",
     "IMG_EXTENSIONS",
     "FileListDataset",
     "ImageFolderDataset",
@@ -25,6 +28,9 @@ __all__ = [
     "seeded_indices",
     "subset_by_seed",
 ]
+
+CROP_MODES: tuple[str, ...] = ("full_image", "centre_square")
+"""How pretraining samples are cut from a variable-size image (see :class:`FileListDataset`)."""
 
 IMG_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
@@ -49,10 +55,18 @@ def find_images(
 
 
 class FileListDataset(Dataset):
-    """Dataset over ``samples = [(path, label), ...]`` returning ``{"image", "label", "source_crop"}``.
+    """Dataset over ``samples = [(path, label), ...]`` returning dict samples; two crop modes (:data:`CROP_MODES`).
 
-    ``image`` is uint8 (3, size, size): short side resized to ``size`` (bilinear, antialiased), centre
-    crop; ``source_crop`` is the kept region [top, left, h, w] as fractions of the original image.
+    ``centre_square`` (default; evaluation preprocessing): ``{"image", "label", "source_crop"}`` where ``image`` is
+    uint8 (3, size, size), the short side resized to ``size`` (bilinear, antialiased) and centre-cropped, and
+    ``source_crop`` the kept region [top, left, h, w] as fractions of the original image.
+
+    ``full_image`` (after :meth:`use_full_image_crops`; the reference's pretraining input, ``RandomResizedCrop`` on
+    the whole decoded image, AugSelf ``datasets.py``): ``{"views", "view_crops", "label"}`` where ``views[v]`` is
+    uint8 (3, S_v, S_v), view v's random resized crop of the **whole original image**, and ``view_crops`` (V, 4)
+    its box [top, left, h, w] as fractions of the original (:func:`~augself.data.imageio.resized_crops`).
+    The boxes are drawn from torch's default generator (seeded per DataLoader worker, as torchvision's).
+
     A corrupt file raises :class:`CorruptImageError` naming it (see :meth:`scan_corrupt`).
     """
 
@@ -71,8 +85,22 @@ class FileListDataset(Dataset):
         self.classes: list[str] = list(classes)
         self.class_to_idx: dict[str, int] = {c: i for i, c in enumerate(self.classes)}
         self.corrupt: list[str] = []
+        self.crop: str = "centre_square"
+        self.crop_views: list[ViewConfig] = []
+        self.reduced_decode = False
         if skip_corrupt:
             self.scan_corrupt(num_threads=num_scan_threads)
+
+    def use_full_image_crops(self, views: Sequence[ViewConfig], reduced_decode: bool = False) -> FileListDataset:
+        """Switch to ``full_image`` samples: one random resized crop of the whole image per view config (its
+        ``size``, ``crop_scale`` and ``crop_ratio``); ``reduced_decode`` allows JPEG DCT-scaled decoding. Returns
+        ``self``."""
+        if not views:
+            raise ValueError("full_image crops need at least one view")
+        for v in views:
+            v.validate()
+        self.crop, self.crop_views, self.reduced_decode = "full_image", list(views), bool(reduced_decode)
+        return self
 
     @property
     def targets(self) -> list[int]:
@@ -83,8 +111,22 @@ class FileListDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         path, label = self.samples[index]
+        if self.crop == "full_image":
+            views, crops = resized_crops(
+                path, self._sample_boxes, [v.size for v in self.crop_views], reduced_decode=self.reduced_decode
+            )
+            return {"views": views, "view_crops": crops, "label": label}
         image, crop = to_source(load_rgb(path, draft_size=self.size), self.size)
         return {"image": image, "label": label, "source_crop": crop}
+
+    def _sample_boxes(self, height: int, width: int) -> list[Box]:
+        """One RandomResizedCrop box per view on the original ``height`` x ``width`` grid (one draw of uniforms)."""
+        n = 2 * CROP_TRIES + 2
+        u = torch.rand(n * len(self.crop_views), dtype=torch.float64).tolist()
+        return [
+            random_resized_crop_box(height, width, v.crop_scale, v.crop_ratio, u[i * n : (i + 1) * n])
+            for i, v in enumerate(self.crop_views)
+        ]
 
     def scan_corrupt(self, num_threads: int = 2) -> int:
         """Decode every file upfront and drop those that fail; returns (and warns with) the count.

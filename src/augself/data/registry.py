@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from torch.utils.data import ConcatDataset, Dataset
 
+from augself.augment.config import ViewConfig
 from augself.data.errors import DatasetError
-from augself.data.folder import FOLDER_LAYOUT, FileListDataset, ImageFolderDataset, seeded_indices
+from augself.data.folder import CROP_MODES, FOLDER_LAYOUT, FileListDataset, ImageFolderDataset, seeded_indices
 from augself.data.synthetic import TASKS, SyntheticShapes
 from augself.data.transfer_sets import TRANSFER_SETS
 from augself.names import unknown_name_message
 
-__all__ = ["DATASETS", "DEFAULT_ROOT_ENV", "FOLDER_FRACTIONS", "build_dataset", "dataset_info"]
+__all__ = ["DATASETS", "DEFAULT_ROOT_ENV", "FOLDER_FRACTIONS", "build_dataset", "dataset_info", "use_crop_mode"]
 
 DATASETS: tuple[str, ...] = ("synthetic", *TRANSFER_SETS)
 DEFAULT_ROOT_ENV = "AUGSELF_DATA"  # root of named datasets when ``root`` is not given (else ./data)
@@ -122,3 +124,18 @@ def build_dataset(
     if os.sep in name_or_path or name_or_path.startswith((".", "~")):
         raise DatasetError(f"dataset folder {str(path)!r} does not exist", FOLDER_LAYOUT)
     raise _closest_error(name_or_path)
+
+
+def use_crop_mode(dataset: Dataset, crop: str, views: Sequence[ViewConfig], reduced_decode: bool = False) -> Dataset:
+    """Apply ``data.crop`` to a pretraining dataset (see :class:`~augself.data.folder.FileListDataset`).
+
+    ``full_image`` switches image-file datasets (folders, photo transfer sets) to per-view random resized crops of
+    the whole image cut in the DataLoader for ``views`` (the augmenter's view configs, E-SSL's extra view
+    included); fixed-size in-memory sets (CIFAR, STL-10, synthetic) keep their batched device crop, which samples
+    the same boxes on a square image. ``centre_square`` leaves every dataset as built.
+    """
+    if crop not in CROP_MODES:
+        raise DatasetError(f"unknown crop mode {crop!r} (data.crop); valid: {', '.join(CROP_MODES)}")
+    if crop == "full_image" and isinstance(dataset, FileListDataset):
+        dataset.use_full_image_crops(views, reduced_decode=reduced_decode)
+    return dataset
