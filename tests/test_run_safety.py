@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import multiprocessing
 import os
 import pickle
@@ -39,7 +41,14 @@ from augself.train.checkpointing import (
     atomic_save,
     load_checkpoint,
 )
-from augself.train.run_folder import LOCK_NAME, RunFolderBusyError, RunFolderLock, is_launch_rank_zero
+from augself.train.run_folder import (
+    LOCK_NAME,
+    RunFolderBusyError,
+    RunFolderLock,
+    check_new_run,
+    existing_run,
+    is_launch_rank_zero,
+)
 
 RUN = [
     "data.name=synthetic",
@@ -241,7 +250,10 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert procs["term"].poll() is None, "the run finished before the second writer could try"
     lock_text = (term / LOCK_NAME).read_text()
     result["lock_text"] = lock_text
-    result["busy_rc"] = main(["pretrain", "--out", str(term), *RUN, "--resume"])
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        result["busy_rc"] = main(["pretrain", "--out", str(term), *RUN, "--resume"])
+    result["busy_err"] = err.getvalue()
+    result["term_pid"] = procs["term"].pid
     result["lock_after"] = (term / LOCK_NAME).read_text() if (term / LOCK_NAME).exists() else None
     procs["term"].send_signal(signal.SIGTERM)
 
@@ -257,6 +269,8 @@ def test_second_writer_is_refused(interrupted: dict[str, Any], capsys: pytest.Ca
     pid, host = interrupted["lock_text"].split()
     assert host == socket.gethostname() and int(pid) > 0
     assert interrupted["busy_rc"] == 2
+    line = _one_line(interrupted["busy_err"])
+    assert f"in use by another augself pretrain (pid {interrupted['term_pid']} on host {host})" in line
     assert interrupted["lock_after"] == interrupted["lock_text"]  # the refused writer left the lock alone
 
 
@@ -444,3 +458,14 @@ def test_finished_run_is_not_overwritten_without_flag(tmp_path: Path, capsys: py
     assert main(["pretrain", "--out", str(out), *TINY]) == 2  # and now it is protected again
     line = _one_line(capsys.readouterr().err)
     assert "checkpoints/last.ckpt" in line and "--resume" in line and "--overwrite" in line
+
+
+def test_config_without_weights_protects_nothing(tmp_path: Path) -> None:
+    """A run stopped before its first checkpoint left only config.yaml (and logs): a new run may start there."""
+    (tmp_path / "config.yaml").write_text("method: simclr\n")
+    (tmp_path / "metrics.csv").write_text("step\n")
+    assert existing_run(tmp_path) == []
+    check_new_run(tmp_path, resume=False, overwrite=False)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "epoch=3.ckpt").write_bytes(b"")
+    assert existing_run(tmp_path) == ["config.yaml", "checkpoints/epoch=3.ckpt"]

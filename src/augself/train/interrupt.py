@@ -148,7 +148,7 @@ class StopOnSignal(L.Callback):
             raise TrainingInterrupted(
                 signum,
                 f"interrupted by {signal_name(signum)} before the first training step; no checkpoint was "
-                "written, so there is nothing to resume (start again with --overwrite)",
+                "written, so there is nothing to resume (run the same command again to start over)",
             )
         raise TrainingInterrupted(
             signum,

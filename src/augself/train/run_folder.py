@@ -5,9 +5,10 @@
   The kernel drops the lock when its process dies (even by ``kill -9``), so a lock file left by a crashed run is
   stale and taken over; where ``flock`` is unavailable, the pid in the file is checked instead (stale when that
   pid no longer exists on this host).
-* :func:`existing_run` lists what a previous run left (``backbone.pt``, ``config.yaml``, ``checkpoints/*.ckpt``);
-  :func:`check_new_run` refuses to start over it unless asked to (``--overwrite``), and :func:`clear_run` removes
-  exactly those files (plus the run's logs) when asked.
+* :func:`existing_run` lists the weights a previous run left (``backbone.pt``, ``checkpoints/*.ckpt``, with its
+  ``config.yaml``); :func:`check_new_run` refuses to start over them unless asked to (``--overwrite``), and
+  :func:`clear_run` removes exactly the run's files (weights, config, logs) when asked. A ``config.yaml`` without
+  any weights (a run stopped before its first checkpoint) protects nothing and is simply replaced.
 * Under DDP only the launching process (rank 0) locks and checks: :func:`is_launch_rank_zero`.
 """
 
@@ -54,12 +55,13 @@ def is_launch_rank_zero() -> bool:
 
 
 def existing_run(out: Path) -> list[str]:
-    """The files of a previous run in ``out`` that a new run would overwrite (relative names, sorted)."""
-    found = [name for name in ("backbone.pt", "config.yaml") if (out / name).exists()]
+    """The files of a previous run in ``out`` that a new run would overwrite (relative names); empty when the
+    folder holds no weights (no ``backbone.pt``, no ``checkpoints/*.ckpt``)."""
     ckpts = out / "checkpoints"
-    if ckpts.is_dir():
-        found += sorted(f"checkpoints/{p.name}" for p in ckpts.glob("*.ckpt"))
-    return found
+    saved = sorted(f"checkpoints/{p.name}" for p in ckpts.glob("*.ckpt")) if ckpts.is_dir() else []
+    if not saved and not (out / "backbone.pt").exists():
+        return []
+    return [name for name in ("backbone.pt", "config.yaml") if (out / name).exists()] + saved
 
 
 def check_new_run(out: Path, resume: bool, overwrite: bool) -> None:
