@@ -337,3 +337,32 @@ def test_transfer_precheck_lists_every_unreadable_dataset_together(
         assert item in err
     assert "nowhere/one" in err and "nowhere/two" in err and "contains no images" in err
     assert not out.exists()
+
+
+def test_awareness_default_folder_is_per_data_path_and_never_overwrites_another(
+    env: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import augself.eval.awareness as aw
+
+    outs: list[Path] = []
+
+    def fake(backbones: list[Any], data: str, out: Path, **kw: Any) -> dict[str, Any]:
+        outs.append(Path(out))
+        return {"runs": [{}]}
+
+    monkeypatch.setattr(aw, "run_awareness", fake)
+    run = make_run(tmp_path / "run")
+    a, b = tmp_path / "A" / "images", tmp_path / "B" / "images"
+    for d in (a, b):
+        d.mkdir(parents=True)
+        assert main(["eval", "awareness", "--backbone", str(run), "--data", str(d)]) == 0
+    assert outs == [run / "eval" / f"awareness-images-{_stem(a)}", run / "eval" / f"awareness-images-{_stem(b)}"]
+    held = outs[0] / "awareness.json"
+    held.parent.mkdir(parents=True)
+    evaluation = {"protocol": "awareness", "backbones": [str(run / "backbone.pt")], "data": str(b)}
+    held.write_text(json.dumps({"evaluation": evaluation}))  # another data folder's report in A's folder
+    assert main(["eval", "awareness", "--backbone", str(run), "--data", str(a)]) == 2
+    assert "already holds the awareness result of" in _one_error_line(capsys.readouterr().err)
+    assert len(outs) == 2  # refused before any work
+    held.write_text(json.dumps({"evaluation": {**evaluation, "data": str(a.resolve())}}))  # the same: a re-run
+    assert main(["eval", "awareness", "--backbone", str(run), "--data", str(a)]) == 0 and len(outs) == 3
