@@ -454,9 +454,7 @@ def _fc100(root: str, split: str, size: int) -> FileListDataset:
         "all": ["train", "val", "test"],
     }[split]
     classes = (
-        [f"{p}/{c}" for p in parts for c in list_class_dirs(d / p)]
-        if all((d / p).is_dir() for p in parts)
-        else []
+        [f"{p}/{c}" for p in parts for c in list_class_dirs(d / p)] if all((d / p).is_dir() for p in parts) else []
     )
     if not classes:
         raise DatasetError(f"FC100 under {str(d)!r} lacks one of the folders {parts}", FC100_LAYOUT)
