@@ -89,6 +89,12 @@ class ESSLConfig:
     size: int | None = None
     """Side of the rotation view; default half the view size (16 px for 32-px CIFAR, as in E-SSL)."""
     hidden_dim: int = 2048
+    bottleneck_dim: int = 0
+    """0: E-SSL's CIFAR-10 head (2048-2048-4); 128: its ImageNet head (2048-2048-128 with LayerNorm-4,
+    rdangovs/essl ``imagenet/simclr/main.py`` lines 192-200)."""
+    view: dict[str, Any] = field(default_factory=dict)
+    """Overrides of view 0's settings for the rotation view, e.g. E-SSL ImageNet's ``{crop_scale: [0.05, 0.14],
+    blur_p: 0.1}`` (``imagenet/simclr/main.py`` lines 316-330); see :func:`augself.essl.rotation_view`."""
 
 
 @dataclass
@@ -263,6 +269,10 @@ def _validate(cfg: PretrainConfig) -> None:
             raise ConfigError(f"augself.{name} must be a finite number >= 0, got {lam}")
     if not (cfg.essl.weight >= 0 and math.isfinite(cfg.essl.weight)):
         raise ConfigError(f"essl.weight must be a finite number >= 0, got {cfg.essl.weight}")
+    if cfg.essl.weight > 0:
+        from augself.essl import rotation_view
+
+        rotation_view(cfg.augment.build().views[0], cfg.essl)
     if cfg.data.crop not in ("full_image", "centre_square"):  # augself.data.folder.CROP_MODES
         raise ConfigError(f"data.crop must be one of full_image, centre_square, got {cfg.data.crop!r}")
     if cfg.trainer.batch_size < 2:

@@ -12,6 +12,7 @@ from torch import nn
 
 from augself.methods.barlow import BarlowTwins, barlow_twins_loss
 from augself.methods.byol import BYOL, byol_loss
+from augself.methods.essl_simclr import ESSLSimCLR, essl_info_nce
 from augself.methods.moco import MoCo, moco_loss
 from augself.methods.momentum import ema_update, momentum_at
 from augself.methods.output import MethodOutput
@@ -32,6 +33,7 @@ METHODS: dict[str, type[nn.Module]] = {
     "barlow": BarlowTwins,
     "vicreg": VICReg,
     "supervised": Supervised,
+    "essl_simclr": ESSLSimCLR,
 }
 
 
@@ -46,6 +48,7 @@ __all__ = [
     "BYOL",
     "METHODS",
     "BarlowTwins",
+    "ESSLSimCLR",
     "MethodOutput",
     "MoCo",
     "SimCLR",
@@ -57,6 +60,7 @@ __all__ = [
     "build_method",
     "byol_loss",
     "ema_update",
+    "essl_info_nce",
     "moco_loss",
     "momentum_at",
     "simclr_loss",

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from augself.augment.pipeline import Augmenter
 from augself.augself_head import AugSelf
 from augself.config import ConfigError, PretrainConfig, to_dict
-from augself.essl import RotationPrediction
+from augself.essl import RotationPrediction, rotation_view
 from augself.methods import build_method
 from augself.methods.momentum import ema_update, momentum_at
 from augself.models.backbones import INITS, build_backbone
@@ -35,8 +35,7 @@ class PretrainModule(L.LightningModule):
         aug_cfg = cfg.augment.build()
         self.n_method_views = len(aug_cfg.views)
         if cfg.essl.weight > 0:
-            size = cfg.essl.size or max(8, aug_cfg.views[0].size // 2)
-            aug_cfg.views.append(aug_cfg.views[0].with_(size=size, rotate_p=0.0))
+            aug_cfg.views.append(rotation_view(aug_cfg.views[0], cfg.essl))
         self.view_cfgs = aug_cfg.views
         self.augmenter = Augmenter(aug_cfg)
         backbone = build_backbone(
@@ -52,7 +51,9 @@ class PretrainModule(L.LightningModule):
         self.method = build_method(cfg.method, backbone, num_classes=num_classes, **cfg.method_args)
         self.augself = AugSelf(backbone.dim, cfg.augself) if any(v > 0 for v in cfg.augself.values()) else None
         self.essl = (
-            RotationPrediction(backbone.dim, cfg.essl.hidden_dim, cfg.essl.weight) if cfg.essl.weight > 0 else None
+            RotationPrediction(backbone.dim, cfg.essl.hidden_dim, cfg.essl.weight, cfg.essl.bottleneck_dim)
+            if cfg.essl.weight > 0
+            else None
         )
         self.online_probe = nn.Linear(backbone.dim, num_classes) if cfg.monitor.online_probe and num_classes else None
         self._generator: torch.Generator | None = None
