@@ -180,14 +180,18 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
         raise
     except pickle.UnpicklingError as e:
         found = _GLOBAL.search(str(e))
-        what = found.group(1) if found else "a Python object"
+        if found is None:  # not a pickle of anything: damaged or another format
+            detail = str(e).split("WeightsUnpickler error:")[-1].strip().split("\n")[0].strip()
+            raise CheckpointReadError(f"cannot read checkpoint {path} (UnpicklingError: {detail})") from None
         raise CheckpointReadError(
-            f"refusing to load {path}: it references {what}, which no checkpoint written by augself holds "
-            "(only tensors and plain data are loaded); the file was altered or does not come from augself"
+            f"refusing to load {path}: it references {found.group(1)}, which no checkpoint written by augself "
+            "holds (only tensors and plain data are loaded); the file was altered or does not come from augself"
         ) from None
     except Exception as e:
         first = (str(e).strip().splitlines() or [""])[0]
-        raise CheckpointReadError(f"cannot read checkpoint {path} ({type(e).__name__}: {first})") from None
+        raise CheckpointReadError(
+            f"cannot read checkpoint {path}: damaged, truncated or not a checkpoint ({type(e).__name__}: {first})"
+        ) from None
 
 
 def first_non_finite(state_dict: dict[str, Any]) -> str | None:
