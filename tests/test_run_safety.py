@@ -359,6 +359,38 @@ def test_full_device_is_one_line(tmp_path: Path) -> None:
     assert load_checkpoint(path)["global_step"] == 1
 
 
+def test_second_signal_stops_at_once_and_handlers_are_restored(tmp_path: Path) -> None:
+    """In-process: SIGINT twice during a step stops at once (no save: the previous checkpoint is kept);
+    SIGTERM outside the training steps is an interruption too; the caller's handlers are back afterwards."""
+    import lightning as L
+
+    from augself.train.interrupt import TrainingInterrupted, sigterm_raises
+    from augself.train.run import run_pretrain
+
+    class TwoSignals(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):  # type: ignore[no-untyped-def]
+            if trainer.global_step == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)  # the second signal raises here, inside the step
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    over = [*TINY, "trainer.epochs=2", "trainer.checkpoint_every_n_steps=1", f"out={tmp_path / 'run'}"]
+    with pytest.raises(TrainingInterrupted) as e:
+        run_pretrain(load_config(None, over), callbacks=[TwoSignals()])
+    assert e.value.exit_code == 130 and "interrupted by SIGINT and then SIGINT" in str(e.value)
+    assert "(step 2); it is intact" in str(e.value)  # saved at the start of the step that was cut short
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 2
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
+    assert not (tmp_path / "run" / LOCK_NAME).exists()
+
+    outside = "outside the training steps; no checkpoint was written"
+    with pytest.raises(TrainingInterrupted, match=outside) as e, sigterm_raises(tmp_path / "nothing.ckpt"):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)
+    assert e.value.exit_code == 143 and signal.getsignal(signal.SIGTERM) == handlers[signal.SIGTERM]
+
+
 # ------------------------------------------------------------------------------------------ item 5: lock details
 def _hold(folder: str, ready: Any) -> None:
     lock = RunFolderLock(folder)

@@ -18,6 +18,7 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -49,14 +50,19 @@ def signal_name(signum: int) -> str:
 
 
 @contextlib.contextmanager
-def sigterm_raises(what: str = "before training started") -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`TrainingInterrupted` (only in the main thread; else a no-op)."""
+def sigterm_raises(last: Path) -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`TrainingInterrupted` (only in the main thread; else a no-op);
+    its message says whether ``last`` (the run's ``last.ckpt``) exists to resume from."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise TrainingInterrupted(signum, f"interrupted by {signal_name(signum)} {what}; nothing to resume from")
+        if last.is_file():
+            left = f"the last checkpoint {last} is intact; continue with --resume"
+        else:
+            left = "no checkpoint was written; run the same command again to start over"
+        raise TrainingInterrupted(signum, f"interrupted by {signal_name(signum)} outside the training steps; {left}")
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:

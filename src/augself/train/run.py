@@ -215,7 +215,7 @@ def run_pretrain(
     created = not out.exists()
     lock = RunFolderLock(out) if owner else None
     try:
-        with sigterm_raises():
+        with sigterm_raises(out / "checkpoints" / "last.ckpt"):
             if lock is not None:
                 ensure_writable(out)
                 lock.acquire()
