@@ -1,6 +1,6 @@
 """Issue 12 Sec. 1: the AugSelf reference's colour jitter (its ``ColorJitter`` over kornia 0.4.1) op by op.
 
-Reference: hankook/AugSelf ``transforms.py`` (commit c131db6) lines 30-52 and kornia v0.4.1
+Reference: hankook/AugSelf ``transforms.py`` (commit c131db6) lines 30-56 and kornia v0.4.1
 (``augmentation/functional/functional.py`` 692-782, ``enhance/adjust.py`` 33-139, ``color/hsv.py``,
 ``color/gray.py`` line 60, ``augmentation/random_generator/random_generator.py`` 37-77). Every expected value here
 is computed naively (per pixel, float64, :mod:`colorsys`), independently of ``augself.augment.ops``.
@@ -103,7 +103,7 @@ def test_hue_equals_naive_hsv_rotation(factor: float) -> None:
 
 def test_brightness_and_contrast_equal_the_reference_overrides() -> None:
     """The reference replaces kornia's additive brightness / plain-multiply contrast (adjust.py 212, 243) with
-    ``clamp(f * x)`` and ``clamp(f * x + (1 - f) * mean(0.2989 r + 0.587 g + 0.114 b))`` (transforms.py 30-39)."""
+    ``clamp(f * x)`` and ``clamp(f * x + (1 - f) * mean(0.2989 r + 0.587 g + 0.114 b))`` (transforms.py 30-40)."""
     x = _pixels()
     f = torch.tensor([0.6, 1.4, 0.0, 1.0, 2.0, 0.8])
     for b in range(x.shape[0]):
@@ -116,7 +116,7 @@ def test_brightness_and_contrast_equal_the_reference_overrides() -> None:
 
 def test_grayscale_weights_differ_from_kornia_by_at_most_1e4() -> None:
     """Kept deviation: kornia 0.4.1's RandomGrayscale uses 0.299 for red (color/gray.py line 60), ours
-    torchvision's 0.2989 (as the reference's own contrast, transforms.py line 37): at most 1e-4 of the range,
+    torchvision's 0.2989 (as the reference's own contrast, transforms.py line 38): at most 1e-4 of the range,
     below one 8-bit level."""
     x = _pixels()
     got = ops.grayscale(x, torch.ones(x.shape[0], dtype=torch.bool))

@@ -34,7 +34,7 @@ class ViewConfig:
     saturation_mode: str = "blend"
     """``blend``: torchvision's saturation, a blend toward the grayscale image (modern default; also what E-SSL's
     torchvision ``ColorJitter`` does, ``cifar10/main.py`` line 29). ``hsv``: the AugSelf reference's kornia 0.4.1
-    saturation, ``s <- clamp(s * f, 0, 1)`` in HSV (``transforms.py`` line 47 -> kornia ``enhance/adjust.py``
+    saturation, ``s <- clamp(s * f, 0, 1)`` in HSV (``transforms.py`` line 48 -> kornia ``enhance/adjust.py``
     line 61); the AugSelf paper configs select it."""
     color_order: str = "sample"
     """Random order of the four colour ops: one permutation per ``sample`` (torchvision's ``ColorJitter``, called

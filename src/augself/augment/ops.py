@@ -3,7 +3,8 @@
 All ops take a float batch ``x`` of shape (B, C, H, W) with values in [0, 1], on any device, and per-sample
 parameter tensors of shape (B,) (or (B, 4) for boxes). They reproduce the semantics of
 ``torchvision.transforms.v2.functional`` (the reference AugSelf pipeline, Lee et al., NeurIPS 2021, App. A,
-uses torchvision-style brightness/contrast and kornia saturation/hue, which follow the same formulas):
+uses torchvision-style brightness/contrast and kornia 0.4.1 hue, which follow the same formulas, and kornia's HSV
+saturation, which does not: :func:`adjust_saturation_hsv`):
 
 * :func:`crop_resize` == ``resized_crop(..., BILINEAR, antialias=False)`` for boxes on the pixel grid;
 * :func:`adjust_brightness`/:func:`adjust_contrast`/:func:`adjust_saturation`/:func:`adjust_hue` and
@@ -154,7 +155,7 @@ def adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
 def adjust_saturation_hsv(x: Tensor, factor: Tensor) -> Tensor:
     """HSV saturation scaling ``s <- clamp(s * f, 0, 1)`` with hue and value kept; identity on 1 channel.
 
-    The AugSelf reference's saturation: its ``ColorJitter`` (``transforms.py`` line 47) calls kornia 0.4.1's
+    The AugSelf reference's saturation: its ``ColorJitter`` (``transforms.py`` line 48) calls kornia 0.4.1's
     ``apply_adjust_saturation`` (``augmentation/functional/functional.py`` lines 738-758), i.e. ``rgb_to_hsv``
     -> ``adjust_saturation_raw`` (``enhance/adjust.py`` line 61: ``clamp(s * f, 0, 1)``) -> ``hsv_to_rgb``.
     In HSV every channel is ``v * (1 - s * a_c)`` with ``a_c`` a function of the hue only, so the round trip
