@@ -15,6 +15,12 @@ from augself.augment import AugmentConfig, Augmenter, ViewConfig, ViewParams, op
 OFF = {"flip_p": 0.0, "jitter_p": 0.0, "gray_p": 0.0, "blur_p": 0.0, "solarize_p": 0.0, "rotate_p": 0.0}
 
 
+def pipeline_atol(image: torch.Tensor) -> float:
+    """Two float32 evaluations of the same view (another batch split, uint8 vs float input) may differ by the
+    pipeline's roundings: ~30 (crop taps, four colour ops, blur taps, normalise), doubled, at its largest value."""
+    return 64 * torch.finfo(torch.float32).eps * max(1.0, float(image.abs().max()))
+
+
 def naive_hsv_saturation(x: torch.Tensor, factor: float) -> torch.Tensor:
     """Pixel by pixel in float64: RGB -> HSV (colorsys), s <- clamp(s * factor, 0, 1), HSV -> RGB; 1 channel kept.
 
@@ -161,7 +167,7 @@ def test_uint8_and_float_inputs_agree() -> None:
     a = aug(x, generator=torch.Generator().manual_seed(0))
     b = aug(x.float() / 255.0, generator=torch.Generator().manual_seed(0))
     for va, vb in zip(a, b, strict=True):
-        torch.testing.assert_close(va.image, vb.image, atol=1e-5, rtol=0)
+        torch.testing.assert_close(va.image, vb.image, atol=pipeline_atol(va.image), rtol=0)
 
 
 @pytest.mark.parametrize("c", [1, 3])
@@ -347,7 +353,7 @@ def test_cpu_chunking_matches_single_pass(monkeypatch: pytest.MonkeyPatch, chann
     slots = ops.hue_slot(chunked[0].params.color, chunked[0].params.order, chunked[0].params.jitter, channels)
     assert len(slots.unique()) >= (1 if channels == 1 else 2)  # groups, split into several chunks
     for a, b in zip(whole, chunked, strict=True):
-        torch.testing.assert_close(a.image, b.image, atol=1e-6, rtol=0)
+        torch.testing.assert_close(a.image, b.image, atol=pipeline_atol(a.image), rtol=0)
         assert a.image.shape == b.image.shape == (23, channels, 12, 12)
     assert_reproduced(x, chunked, aug)
     for i, v in enumerate(chunked):
@@ -373,7 +379,7 @@ def test_reference_colour_jitter_is_reproduced(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setattr(pipeline, "CPU_CHUNK_BYTES", 4 * channels * 9 * 9 * 3)  # 3 samples per chunk
     chunked = aug(x, generator=torch.Generator().manual_seed(4))
     for a, b in zip(whole, chunked, strict=True):
-        torch.testing.assert_close(a.image, b.image, atol=1e-6, rtol=0)
+        torch.testing.assert_close(a.image, b.image, atol=pipeline_atol(a.image), rtol=0)
     # negative control: the blend saturation is not what was recorded
     blend = Augmenter(AugmentConfig(views=[v.with_(saturation_mode="blend") for v in aug.views]))
     if channels == 3:
