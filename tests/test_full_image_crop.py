@@ -177,6 +177,27 @@ def test_augmenter_records_the_provided_crop_and_apply_reproduces_the_views(phot
     assert torch.equal(ref.flip, out[0].params.flip) and torch.equal(ref.color, out[0].params.color)
 
 
+def test_forward_cropped_in_cpu_chunks_matches_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large CPU views go through the chunked path (grouped by hue position); with the crop skipped it gives the
+    one-pass result (float32 rounding), for uint8 and float inputs alike, and leaves a float input untouched."""
+    import augself.augment.pipeline as pipeline
+
+    cfgs = [ViewConfig(size=24, jitter_p=1.0, gray_p=0.5, blur_p=0.5, solarize_p=0.3, rotate_p=0.5)] * 2
+    aug = Augmenter.from_views(*cfgs)
+    gen = torch.Generator().manual_seed(3)
+    views = [torch.randint(0, 256, (16, 3, 24, 24), dtype=torch.uint8, generator=gen) for _ in range(2)]
+    crops = torch.rand(16, 2, 4, generator=gen)
+    one = aug.forward_cropped(views, crops, generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(pipeline, "CPU_CHUNK_BYTES", 4 * 3 * 24 * 24 * 3)  # chunks of 3 samples
+    floats = [v.float() / 255 for v in views]
+    kept = [f.clone() for f in floats]
+    for x in (views, floats):
+        chunked = aug.forward_cropped(x, crops, generator=torch.Generator().manual_seed(0))
+        for a, b in zip(one, chunked, strict=True):
+            assert torch.allclose(a.image, b.image, atol=1e-5) and torch.equal(a.params.crop, b.params.crop)
+    assert all(torch.equal(f, k) for f, k in zip(floats, kept, strict=True))
+
+
 def test_forward_cropped_checks_its_inputs() -> None:
     aug = Augmenter.from_views(ViewConfig(size=8), ViewConfig(size=8))
     x = torch.zeros(2, 3, 8, 8, dtype=torch.uint8)
@@ -218,6 +239,21 @@ def test_reduced_decode(photos: dict[str, Path]) -> None:
         diff = (reduced[v].float() - same.float()).abs()
         assert float(diff.mean()) < 2.0 and float(diff.max()) <= 16
         assert float((reduced[v].float() - reduced[v].float().mean()).abs().mean()) > 10 * float(diff.mean())
+
+
+def test_worker_crops_follow_the_seed(photos: dict[str, Path]) -> None:
+    """Boxes drawn in a DataLoader worker come from the worker's torch generator, seeded from the main process's:
+    the same seed gives the same crops, another seed other crops; the two views differ."""
+    ds = FileListDataset([(str(photos["land"]), 0)] * 8, 16).use_full_image_crops([ViewConfig(size=16)] * 2)
+
+    def crops(seed: int) -> torch.Tensor:
+        torch.manual_seed(seed)
+        loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=1)
+        return torch.cat([b["view_crops"] for b in loader])
+
+    a = crops(0)
+    assert torch.equal(a, crops(0)) and not torch.equal(a, crops(1))
+    assert not torch.equal(a[:, 0], a[:, 1])
 
 
 def test_use_crop_mode_and_corrupt_files(tmp_path: Path, photos: dict[str, Path]) -> None:

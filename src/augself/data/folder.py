@@ -65,7 +65,9 @@ class FileListDataset(Dataset):
     the whole decoded image, AugSelf ``datasets.py``): ``{"views", "view_crops", "label"}`` where ``views[v]`` is
     uint8 (3, S_v, S_v), view v's random resized crop of the **whole original image**, and ``view_crops`` (V, 4)
     its box [top, left, h, w] as fractions of the original (:func:`~augself.data.imageio.resized_crops`).
-    The boxes are drawn from torch's default generator (seeded per DataLoader worker, as torchvision's).
+    The boxes are drawn from torch's default generator (seeded per DataLoader worker, as torchvision's): a run is
+    reproducible for a fixed seed and worker count, but a run resumed mid-epoch draws other crops for the rest of
+    that epoch than the uninterrupted run would (worker RNG states are not part of the checkpoint).
 
     A corrupt file raises :class:`CorruptImageError` naming it (see :meth:`scan_corrupt`).
     """
