@@ -288,9 +288,23 @@ def test_sigterm_and_sigint_save_and_exit_nonzero(interrupted: dict[str, Any]) -
         assert not list((out / "checkpoints").glob(".*tmp*"))
 
 
-def test_resume_after_signal_equals_uninterrupted(interrupted: dict[str, Any], tmp_path: Path) -> None:
+def test_resume_after_signal_equals_uninterrupted(
+    interrupted: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--resume`` finishes both runs exactly as an uninterrupted one; every ``torch.load`` on the way (ours and
+    Lightning's ``trainer.fit(ckpt_path=...)``, through ``AtomicCheckpointIO``) is ``weights_only=True``."""
+    loads: list[tuple[str, object]] = []
+    real_load = torch.load
+
+    def spy(f: Any, *args: Any, **kwargs: Any) -> Any:
+        loads.append((str(f), kwargs.get("weights_only")))
+        return real_load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
     for name in ("term", "int"):
         assert _in_process(["pretrain", "--out", str(interrupted[name]), *RUN, "--resume"]) == 0
+    monkeypatch.undo()
+    assert [w for f, w in loads if "last.ckpt" in f] == [True, True, True, True]  # 2 runs x (ours, Lightning)
     assert _in_process(["pretrain", "--out", str(tmp_path / "full"), *RUN]) == 0
     full = (tmp_path / "full" / "metrics.csv").read_text()
     w_full = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.ckpt")["state_dict"]
