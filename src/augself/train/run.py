@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from augself.config import ConfigError, PretrainConfig, to_dict, to_yaml
 from augself.data.folder import FileListDataset
-from augself.data.registry import build_dataset
+from augself.data.registry import build_dataset, use_crop_mode
 from augself.models.backbones import save_backbone
 from augself.train.checkpointing import (
     AtomicCheckpointIO,
@@ -102,6 +102,8 @@ class CachedDataset(Dataset):
 def maybe_cache(dataset: Dataset, cfg: PretrainConfig) -> Dataset:
     """Wrap an image-folder dataset in :class:`CachedDataset` if its decoded images fit ``data.cache_mb``."""
     if cfg.data.cache_mb <= 0 or not isinstance(dataset, FileListDataset) or len(dataset) == 0:
+        return dataset
+    if dataset.crop != "centre_square":  # data.crop=full_image: fresh random crops at every read
         return dataset
     mib = len(dataset) * dataset[0]["image"].numel() / 2**20
     if mib > cfg.data.cache_mb:
@@ -255,6 +257,7 @@ def _run(cfg: PretrainConfig, resume: bool, callbacks: list[L.Callback] | None, 
         keep_rows = int(rows) if rows is not None else None
         del ckpt
     module = PretrainModule(cfg, num_classes)
+    dataset = use_crop_mode(dataset, d.crop, module.view_cfgs, d.reduced_decode)
     check_free_space(out, 2 * checkpoint_bytes(module))
 
     callbacks = list(callbacks or [])
