@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -57,21 +58,180 @@ def _fails(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 2) -> str
         ("augment.crop_scale=[]", ["length 0", "augment.crop_scale=[]"]),
         ("augment.crop_scale=[0.8,0.2]", ["crop_scale must satisfy 0 < low <= high"]),
         ("augment.crop_scale=[0.2,1.5]", ["crop_scale upper bound"]),
-        ("augment.crop_scale=[a,b]", ["converted", "augment.crop_scale=[a,b]"]),
+        ("augment.crop_scale=[a,b]", ["augment.crop_scale must be a list of 2 numbers", "augment.crop_scale=[a,b]"]),
         ("augment.blur_sigma=[0,2]", ["blur_sigma must satisfy"]),
         ("augment.flip_p=1.5", ["flip_p must be a probability"]),
         ("trainer.batch_size=1", ["trainer.batch_size must be >= 2"]),
         ("trainer.checkpoint_every_n_steps=-1", ["checkpoint_every_n_steps must be >= 0"]),
         ("trainer.batch_size", ["key=value"]),
+        # issue 13 items 9 / 11: each used to end in a traceback (exit 1), a late error or was accepted
+        ("data.nmae=x", ["unknown config key 'data.nmae'", "Did you mean 'data.name'"]),
+        ("method_args.foo=[1", ["override 'method_args.foo=[1'", "invalid YAML"]),
+        ("method_args.tempreature=0.1", ["unknown method_args.tempreature for method 'simclr'", "'temperature'?"]),
+        ("method_args.temperature=abc", ["method_args.temperature must be a number, got 'abc'"]),
+        ("method_args.temperature=0", ["method_args.temperature must be > 0"]),
+        ("method_args=[1]", ["method_args must be a mapping"]),
+        ("augment.views=[{}]", ["method 'simclr' needs at least 2 views, augment.views lists 1"]),
+        ("augment.views=[]", ["augment.views must list at least one view"]),
+        ("augment.views=[1,2]", ["augment.views[0] must be a mapping of view settings"]),
+        ("augment.views=[{sise: 8},{}]", ["unknown key 'augment.views[0].sise'", "Did you mean 'size'"]),
+        ("augment.views=[{},{crop_scale: []}]", ["augment.views[1].crop_scale must be a list of 2 numbers"]),
+        ("augment.views=[{size: abc},{}]", ["augment.views[0].size", "'abc'"]),
+        ("augment.views=[{brightness: .nan},{}]", ["augment.views[0].brightness must be a finite number"]),
+        ("augment.brightness=inf", ["augment.brightness must be a finite number, got inf"]),
+        ("trainer.devices=abc", ["trainer.devices must be auto, a device count >= 1", "got 'abc'"]),
+        ("trainer.devices=0", ["trainer.devices must be auto", "got 0"]),
+        ("trainer.devices=-2", ["trainer.devices must be auto", "got -2"]),
+        ("trainer.devices=[0,0]", ["trainer.devices must be auto"]),
+        ("trainer.devices=[0,1]", ["trainer.devices=[0, 1]: on the CPU give a number of processes"]),
+        ("trainer.accelerator=gpux", ["unknown trainer.accelerator 'gpux'", "Did you mean 'gpu'"]),
+        ("trainer.strategy=dpp", ["unknown trainer.strategy 'dpp'", "Did you mean 'ddp'"]),
+        ("trainer.precision=17", ["unknown trainer.precision '17'", "bf16-mixed"]),
+        ("trainer.num_nodes=0", ["trainer.num_nodes must be >= 1"]),
+        ("trainer.loggers=[tb]", ["unknown trainer.loggers entry 'tb'", "csv, tensorboard, wandb"]),
+        ("trainer.loggers=csv", ["trainer.loggers must be a list"]),
+        ("optim.base_lr=inf", ["optim.base_lr must be a finite number, got inf"]),
+        ("optim.base_lr=nan", ["optim.base_lr must be a finite number, got nan"]),
+        ("optim.base_lr=-0.1", ["optim.base_lr must be > 0"]),
+        ("optim.weight_decay=-1", ["optim.weight_decay must be >= 0"]),
+        ("optim.momentum=1.5", ["optim.momentum must be in [0, 1]"]),
+        ("optim.betas=[0.9]", ["optim.betas must be a list of 2 numbers, got length 1"]),
+        ("optim.warmup_epochs=-1", ["optim.warmup_epochs must be >= 0"]),
+        ("seed=-1", ["seed must be an integer in [0, 4294967295] (numpy's seed range), got -1"]),
+        ("seed=4294967296", ["seed must be an integer in [0, 4294967295]"]),
+        ("data.num_workers=-1", ["data.num_workers must be >= 0"]),
+        ("monitor.temperature=0", ["monitor.temperature must be > 0"]),
     ],
 )
 def test_bad_config_values(
     override: str, expected: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     err = _fails(capsys, "--out", str(tmp_path / "run"), *TINY, override)
+    assert len(err.strip().splitlines()) == 1, err
     for text in expected:
         assert text in err
     assert not (tmp_path / "run").exists()  # rejected before anything was written
+
+
+def _fails_cleanly(capsys: pytest.CaptureFixture[str], tmp_path: Path, *argv: str) -> str:
+    """Exit 2, one line on stderr, and nothing created under ``tmp_path``."""
+    before = sorted(tmp_path.iterdir())
+    err = _fails(capsys, *argv)
+    assert len(err.strip().splitlines()) == 1, err
+    assert sorted(tmp_path.iterdir()) == before  # no run folder
+    return err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("trainer:\n  epochs: [1\n", ["c.yaml, line 3, column 1: invalid YAML"]),
+        ("method: simclr\nmethod: byol\n", ["c.yaml, line 2, column 1: duplicate key 'method'"]),
+        ("trainer:\n  epochs: 1\n  epochs: 2\n", ["c.yaml, line 3, column 3: duplicate key 'epochs'"]),
+        ("augself: {crop: 1, crop: 0.5}\n", ["duplicate key 'crop'"]),
+        ("- method\n", ["c.yaml must hold a mapping of config keys"]),
+        ("1: 2\n", ["a key must be a name"]),
+        ("trainer:\n  batchsize: 3\n", ["unknown config key 'trainer.batchsize' (in ", "'trainer.batch_size'"]),
+        ("augment:\n  crop_scale: [0.2]\n", ["augment.crop_scale must be a list of 2 numbers, got length 1"]),
+        ("seed: !!python/object/apply:os.getpid []\n", ["c.yaml, line 1, column 7", "python/object/apply"]),
+        ("a: &x [*x]\n", ["expands to more than"]),
+    ],
+)
+def test_bad_config_files(text: str, expected: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "c.yaml").write_text(text)
+    err = _fails_cleanly(capsys, tmp_path, "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r"), *TINY)
+    for line in expected:
+        assert line in err
+
+
+def test_config_file_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "c.yaml").write_bytes(b"method: simclr\ndata:\n  name: caf\xe9\n")  # Latin-1
+    err = _fails_cleanly(capsys, tmp_path, "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r"), *TINY)
+    assert "c.yaml is not UTF-8 text: byte 0xe9 on line 3 (offset 32)" in err
+
+
+@pytest.mark.parametrize("setting", ["out", "data.root"])
+def test_non_utf8_path_names_the_setting(setting: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``sys.argv`` holds undecodable bytes of a file name as lone surrogates (PEP 383): ``b"caf\xe9"``."""
+    name = os.fsdecode(bytes(tmp_path / "caf") + b"\xe9")
+    err = _fails_cleanly(capsys, tmp_path, *TINY, f"{setting}={name}")
+    assert f"{setting}: the value " in err and "not valid UTF-8" in err
+
+
+@pytest.mark.parametrize("accelerator", ["gpu", "cuda", "mps"])
+def test_accelerator_this_machine_lacks(
+    accelerator: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same on a machine with a GPU
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    argv = ["--out", str(tmp_path / "r"), *TINY, f"trainer.accelerator={accelerator}", "trainer.devices=auto"]
+    err = _fails_cleanly(capsys, tmp_path, *argv)
+    assert f"trainer.accelerator={accelerator}: this machine has no {accelerator.upper()} device" in err
+    assert "use trainer.accelerator=cpu" in err
+
+
+def test_more_gpus_than_the_machine_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    base = ["--out", str(tmp_path / "r"), *TINY, "trainer.accelerator=gpu"]
+    err = _fails_cleanly(capsys, tmp_path, *base, "trainer.devices=2")
+    assert "trainer.devices=2, but this machine has 1 CUDA device(s)" in err
+    err = _fails_cleanly(capsys, tmp_path, *base, "trainer.devices=[1]")
+    assert "device index 1 does not exist; this machine has 1 CUDA device(s) (indices 0..0)" in err
+
+
+def test_strategy_lightning_cannot_set_up(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A valid name in a combination Lightning refuses (FSDP needs a GPU): its own check, before the run folder."""
+    pytest.importorskip("lightning.pytorch.trainer.connectors.accelerator_connector")
+    err = _fails_cleanly(capsys, tmp_path, "--out", str(tmp_path / "r"), *TINY, "trainer.strategy=fsdp")
+    assert "rejected by Lightning" in err and "strategy=fsdp" in err and "GPU" in err
+
+
+@pytest.mark.parametrize(
+    ("setting", "modules", "extra"),
+    [
+        ("model.backbone=timm:resnet18", ["timm"], "timm"),
+        ("trainer.loggers=[csv,tensorboard]", ["tensorboard", "tensorboardX"], "tensorboard"),
+        ("trainer.loggers=[wandb]", ["wandb"], "wandb"),
+    ],
+)
+def test_missing_optional_package(
+    setting: str,
+    modules: list[str],
+    extra: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 14 item 6; absence is simulated (``sys.modules[name] = None``) so the test holds with the package too."""
+    for name in modules:
+        monkeypatch.setitem(sys.modules, name, None)
+    err = _fails_cleanly(capsys, tmp_path, "--out", str(tmp_path / "r"), *TINY, setting)
+    assert f"needs the optional package {modules[0]}, which is not installed" in err
+    assert f"pip install -e '.[{extra}]' in a clone of augself" in err
+
+
+def test_missing_timm_from_python_is_an_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from augself.config import ConfigError
+    from augself.models.backbones import build_backbone
+
+    monkeypatch.setitem(sys.modules, "timm", None)
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[timm\]'") as info:
+        build_backbone("timm:resnet18")
+    assert isinstance(info.value, ConfigError)  # and a user error for the CLI (exit 2)
+
+
+def test_every_optional_extra_is_declared() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    from augself.optional import EXTRAS
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    declared = pyproject["project"]["optional-dependencies"]
+    for extra, modules in EXTRAS.items():
+        assert extra in declared and declared[extra][0].startswith(modules[0]), extra
 
 
 def test_moco_queue_not_divisible_by_batch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

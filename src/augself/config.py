@@ -7,19 +7,21 @@ AugSelf is switched on by one entry, e.g. ``augself: {crop: 1.0, color: 1.0}``.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from augself.augment.config import AugmentConfig, ViewConfig
+from augself.config_checks import check_shapes, check_values, coerce_tuples, convert_value, schema_hints
+from augself.config_error import ConfigError
+from augself.config_yaml import load_yaml_file, parse_override
 
-
-class ConfigError(ValueError):
-    """A user error in a configuration file or override."""
+__all__ = ["ConfigError", "PretrainConfig", "load_config", "validate"]
 
 
 @dataclass
@@ -69,15 +71,22 @@ class AugmentSection(ViewConfig):
     views: list[dict[str, Any]] = field(default_factory=lambda: [{}, {}])
 
     def build(self) -> AugmentConfig:
+        """One :class:`ViewConfig` per entry of ``views``: the shared settings with the entry's values converted to
+        the field types and checked as the shared ones are (``views=[{size: abc}]`` names ``augment.views[0].size``).
+        """
         base = {f.name: getattr(self, f.name) for f in fields(ViewConfig)}
-        if len(self.views) < 1:
-            raise ConfigError("augment.views must list at least one view")
+        if not isinstance(self.views, list | tuple) or len(self.views) < 1:
+            raise ConfigError("augment.views must list at least one view, e.g. [{}, {}] for two views")
         out = []
         for i, over in enumerate(self.views):
-            unknown = set(over) - set(base)
-            if unknown:
-                raise ConfigError(f"augment.views[{i}] has unknown keys {sorted(unknown)}")
-            out.append(ViewConfig(**{**base, **dict(over)}))
+            key = f"augment.views[{i}]"
+            check_shapes({"views": [over]}, AugmentSection, key="augment", view_schema=ViewConfig)
+            values = {k: convert_value(v, schema_hints(ViewConfig)[k], f"{key}.{k}") for k, v in dict(over).items()}
+            try:
+                view = ViewConfig(**{**base, **values})
+            except ValueError as e:
+                raise ConfigError(f"{key}: {e}") from None
+            out.append(view)
         return AugmentConfig(views=out)
 
 
@@ -184,26 +193,45 @@ class PretrainConfig:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PretrainConfig:
-    """Merge the defaults, an optional YAML file and ``key=value`` overrides into a validated config."""
+    """Merge the defaults, an optional YAML file and ``key=value`` overrides into a validated config.
+
+    Every user error raises :class:`ConfigError` with one line naming the file / override and the key; YAML and
+    overrides are parsed by :mod:`augself.config_yaml` (duplicate keys are errors), and shapes are checked by
+    :mod:`augself.config_checks` before OmegaConf sees them, so messages do not depend on the OmegaConf version.
+    """
+    cfg = _defaults()
+    if path is not None:
+        cfg = _merge(cfg, _load_yaml(Path(path)), f" (in {path})")
+    for o in overrides or []:
+        if not isinstance(o, str) or "=" not in o:
+            raise ConfigError(f"overrides must look like key=value, got {[o]}")
+        raw = parse_override(o)
+        check_shapes(raw, PretrainConfig, f" (override {o!r})", view_schema=ViewConfig)
+        cfg = _merge(cfg, raw, f" (override {o!r})")
     try:
-        cfg = OmegaConf.structured(PretrainConfig)
-        if path is not None:
-            cfg = OmegaConf.merge(cfg, _load_yaml(Path(path)))
-        if overrides:
-            bad = [o for o in overrides if "=" not in o]
-            if bad:
-                raise ConfigError(f"overrides must look like key=value, got {bad}")
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
         obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as e:
-        raise ConfigError(_omegaconf_message(e, overrides or [])) from None
+        raise ConfigError(_omegaconf_message(e, "")) from None
     except (TypeError, ValueError) as e:
-        if isinstance(e, ConfigError):
-            raise
-        raise ConfigError(str(e)) from None
+        raise ConfigError(str(e) if isinstance(e, ConfigError) else " ".join(str(e).split())) from None
     assert isinstance(obj, PretrainConfig)
     validate(obj)
     return obj
+
+
+@functools.cache
+def _defaults() -> DictConfig:
+    """The structured defaults, built once (OmegaConf.merge copies, never changes, its first argument)."""
+    return OmegaConf.structured(PretrainConfig)
+
+
+def _merge(cfg: DictConfig, node: DictConfig | dict[str, Any], where: str) -> DictConfig:
+    try:
+        merged = OmegaConf.merge(cfg, node if isinstance(node, DictConfig) else OmegaConf.create(node))
+    except OmegaConfBaseException as e:
+        raise ConfigError(_omegaconf_message(e, where)) from None
+    assert isinstance(merged, DictConfig)
+    return merged
 
 
 def _load_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
@@ -212,36 +240,49 @@ def _load_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
         raise ConfigError(f"config file not found: {path}")
     if path.resolve() in _seen:
         raise ConfigError(f"config 'base' cycle through {path}")
-    node = OmegaConf.load(path)
-    if not isinstance(node, DictConfig):
-        raise ConfigError(f"{path} must hold a mapping of config keys")
-    base = node.pop("base", None)
+    raw = load_yaml_file(path)
+    base = raw.pop("base", None)
+    check_shapes(raw, PretrainConfig, f" (in {path})", view_schema=ViewConfig)
+    node = _merge(OmegaConf.create(), raw, f" (in {path})")
     if base is None:
         return node
-    parent = _load_yaml(path.parent / str(base), (*_seen, path.resolve()))
-    return OmegaConf.merge(parent, node)  # type: ignore[return-value]
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base must be the file name of another config, got {base!r}")
+    parent = _load_yaml(path.parent / base, (*_seen, path.resolve()))
+    return _merge(parent, node, f" (in {path})")
 
 
-def _key_hint(e: OmegaConfBaseException) -> str:
-    key = getattr(e, "full_key", None)
-    return f" (key: {key})" if key else ""
+def _schema_fields(full_key: str) -> tuple[str, list[str]]:
+    """(parent key, field names under it) for the dotted key of an unknown-key error."""
+    from dataclasses import is_dataclass
+
+    from augself.config_checks import schema_hints
+
+    parent, cls = "", PretrainConfig
+    for part in full_key.split(".")[:-1]:
+        tp = schema_hints(cls).get(part)
+        if not (isinstance(tp, type) and is_dataclass(tp)):
+            break
+        parent, cls = f"{parent}.{part}" if parent else part, tp
+    return parent, [f.name for f in fields(cls)]
 
 
-def _omegaconf_message(e: OmegaConfBaseException, overrides: list[str]) -> str:
-    """One line for an OmegaConf error, naming the key, or else the override that causes it."""
-    msg = str(e).splitlines()[0]
-    if "$VALUE" in msg:  # an unformatted OmegaConf template
+def _omegaconf_message(e: OmegaConfBaseException, where: str) -> str:
+    """One line for an OmegaConf error, naming the key and where it came from (a file or an override)."""
+    import difflib
+
+    key = getattr(e, "full_key", None) or ""
+    if isinstance(e, ConfigKeyError) and key:  # the same message under every OmegaConf version
+        parent, valid = _schema_fields(key)
+        close = difflib.get_close_matches(key.rsplit(".", 1)[-1], valid, n=1)
+        hint = f" Did you mean {(parent + '.' if parent else '') + close[0]!r}?" if close else ""
+        under = f" in {parent}" if parent else ""
+        return f"unknown config key {key!r}{where}; valid keys{under}: {', '.join(valid)}.{hint}"
+    lines = str(e).splitlines()
+    msg = " ".join(lines[0].split()) if lines else type(e).__name__
+    if "$VALUE" in msg or "$KEY" in msg:  # an unformatted OmegaConf template
         msg = "a value could not be converted to the expected type"
-    hint = _key_hint(e)
-    if hint:
-        return msg + hint
-    base = OmegaConf.structured(PretrainConfig)
-    for o in overrides:
-        try:
-            OmegaConf.to_object(OmegaConf.merge(base, OmegaConf.from_dotlist([o])))
-        except (OmegaConfBaseException, TypeError, ValueError):
-            return f"{msg} (override {o!r})"
-    return msg
+    return (f"{key}: {msg}" if key and key not in msg else msg) + where
 
 
 def validate(cfg: PretrainConfig) -> None:
@@ -261,6 +302,7 @@ def _validate(cfg: PretrainConfig) -> None:
     from augself.names import check_name
 
     check_name(cfg.method, METHODS, "method")
+    coerce_tuples(cfg)
     if not cfg.model.backbone.startswith("timm:"):
         check_name(cfg.model.backbone, BACKBONES, "backbone")
     for name, lam in cfg.augself.items():
@@ -269,6 +311,7 @@ def _validate(cfg: PretrainConfig) -> None:
             raise ConfigError(f"augself.{name} must be a finite number >= 0, got {lam}")
     if not (cfg.essl.weight >= 0 and math.isfinite(cfg.essl.weight)):
         raise ConfigError(f"essl.weight must be a finite number >= 0, got {cfg.essl.weight}")
+    check_values(cfg)  # finite numbers, ranges, method_args, views, trainer names (augself.config_checks)
     if cfg.essl.weight > 0:
         from augself.essl import rotation_view
 

@@ -8,7 +8,7 @@
   keeps torchvision's kaiming-normal (fan_out) conv init.
 - ``small_cnn``: four 3x3 conv-BN-ReLU blocks (16-64-128-256), global average pool -> 256-d; a fast CPU
   workhorse for demos and tests at 32 px.
-- ``timm:<model_name>``: any timm model with ``num_classes=0`` (needs ``pip install timm``).
+- ``timm:<model_name>``: any timm model with ``num_classes=0`` (needs timm: ``pip install -e '.[timm]'``).
 
 A trained backbone is exported with :func:`save_backbone` and reloaded with one line::
 
@@ -115,12 +115,11 @@ def reset_to_pytorch_default(net: nn.Module) -> None:
 
 
 def _timm(model_name: str, in_channels: int, **kw: Any) -> tuple[nn.Module, int]:
-    try:
-        import timm
-    except ImportError as e:
-        raise ImportError(
-            f"backbone 'timm:{model_name}' needs timm: pip install timm (or pip install 'augself[timm]')"
-        ) from e
+    from augself.optional import require
+
+    require("timm", f"backbone 'timm:{model_name}'")  # MissingPackageError (an ImportError) with an install hint
+    import timm
+
     net = timm.create_model(model_name, pretrained=False, num_classes=0, in_chans=in_channels, **kw)
     return net, int(net.num_features)
 

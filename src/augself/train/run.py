@@ -116,20 +116,26 @@ def maybe_cache(dataset: Dataset, cfg: PretrainConfig) -> Dataset:
 
 
 def _loggers(cfg: PretrainConfig, out: Path, resume_step: int | None, keep_rows: int | None = None) -> list[Logger]:
+    """The ``trainer.loggers``; names and optional packages were checked by :func:`augself.preflight.preflight`
+    (checked again here, one line each, for callers that build a Trainer directly)."""
+    from augself.names import check_name
+    from augself.optional import require
+
     loggers: list[Logger] = []
     for name in cfg.trainer.loggers:
+        check_name(name, ("csv", "tensorboard", "wandb"), "trainer.loggers entry")
         if name == "csv":
             loggers.append(ResumableCSVLogger(out, keep_before_step=resume_step, keep_rows=keep_rows))
         elif name == "tensorboard":
             from lightning.pytorch.loggers import TensorBoardLogger
 
+            require("tensorboard", "trainer.loggers entry 'tensorboard'")
             loggers.append(TensorBoardLogger(out, name="tb", version=""))
-        elif name == "wandb":
+        else:
             from lightning.pytorch.loggers import WandbLogger
 
+            require("wandb", "trainer.loggers entry 'wandb'")
             loggers.append(WandbLogger(save_dir=str(out), project="augself"))
-        else:
-            raise ConfigError(f"unknown logger {name!r}; valid names: csv, tensorboard, wandb")
     return loggers
 
 
@@ -208,6 +214,9 @@ def run_pretrain(
     :class:`NonFiniteLossError` when the loss becomes NaN / inf (``last.ckpt`` then holds the last good step) and
     :class:`augself.train.interrupt.TrainingInterrupted` on SIGTERM / SIGINT (after saving ``last.ckpt``).
     """
+    from augself.preflight import preflight
+
+    preflight(cfg)  # every check that needs no file (config, devices, optional packages): before the folder exists
     out = Path(cfg.out)
     owner = is_launch_rank_zero()  # DDP: the other ranks neither lock nor check (rank 0 writes the folder)
     if resume and overwrite:
