@@ -173,17 +173,35 @@ def test_crafted_checkpoint_is_refused_on_resume(
     assert not marker.exists()
 
 
-def test_real_checkpoint_loads_weights_only(tmp_path: Path) -> None:
+def test_real_checkpoint_loads_weights_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What ``ResumableCheckpoint`` writes (weights, optimizer, scheduler, loops, RNG states, sampler position,
-    epoch metrics) loads with ``weights_only=True``: nothing needs allow-listing."""
-    from augself.train.run import run_pretrain
+    epoch metrics) loads with ``weights_only=True``: nothing needs allow-listing. The run is made to fail at the
+    backbone export (full disk): one-line error, no partial ``backbone.pt``; ``--resume`` then exports it."""
+    import augself.train.run as run
+    from augself.models.backbones import save_backbone
 
-    out = run_pretrain(load_config(None, [*TINY, "method=moco", "method_args.queue_size=64", f"out={tmp_path}/r"]))
+    def full_disk(backbone: Any, path: Path) -> None:
+        Path(path).write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run, "save_backbone", full_disk)
+    cfg = load_config(None, [*TINY, "method=moco", "method_args.queue_size=64", f"out={tmp_path}/r"])
+    with pytest.raises(CheckpointWriteError) as e:
+        run.run_pretrain(cfg)
+    out = tmp_path / "r"
+    assert str(e.value).startswith(f"cannot write {out / 'backbone.pt'}: no space left on the device; ")
+    assert "--resume" in str(e.value) and "\n" not in str(e.value)
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "config.yaml", "hparams.yaml", "metrics.csv"]
+
     ckpt = load_checkpoint(out / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] == 2 and "optimizer_states" in ckpt and "lr_schedulers" in ckpt
     state = next(v for k, v in ckpt["callbacks"].items() if k.startswith("ResumableCheckpoint"))
     assert isinstance(state["rng"]["torch"], torch.Tensor) and len(state["rng"]["numpy"]["keys"]) == 624
-    assert not (out / LOCK_NAME).exists()  # released
+
+    monkeypatch.setattr(run, "save_backbone", save_backbone)
+    assert run.run_pretrain(cfg, resume=True) == out
+    assert (out / "backbone.pt").is_file() and not (out / LOCK_NAME).exists()
+    assert load_checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == 2  # nothing trained twice
 
 
 def _write_cifar(root: Path, protocol: int, payload: Any = None) -> np.ndarray:
