@@ -400,8 +400,8 @@ def test_colour_order_per_batch_keeps_the_other_draws() -> None:
             assert torch.equal(t, b.as_dict()[k]), k
     assert torch.equal(b.order, a.order[:1].expand(16, 4)) and len({tuple(o) for o in a.order.tolist()}) > 1
     g = torch.Generator().manual_seed(2)
-    seen = [tuple(sample_params(cfg.with_(color_order="batch"), 2, generator=g).order[0].tolist()) for _ in range(600)]
-    assert len(set(seen)) == 24 and max(seen.count(o) for o in set(seen)) < 50  # expected 25 each
+    seen = [tuple(sample_params(cfg.with_(color_order="batch"), 2, generator=g).order[0].tolist()) for _ in range(240)]
+    assert len(set(seen)) == 24 and max(seen.count(o) for o in set(seen)) < 25  # expected 10 each
 
 
 def test_fixed_solarize_threshold() -> None:

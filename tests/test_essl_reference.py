@@ -164,7 +164,7 @@ def test_rotation_loss_is_weighted_cross_entropy() -> None:
 def test_imagenet_rotation_view_size_and_crop_scale() -> None:
     """imagenet/simclr/main.py 40 and 316-330: RandomResizedCrop(96, scale=(0.05, 0.14)), flip, jitter, gray,
     blur p 0.1, no solarization; the SSL views keep scale (0.08, 1)."""
-    cfg = load_config(CONFIGS / "imagenet/esimclr.yaml")
+    cfg = load_config(CONFIGS / "imagenet/esimclr.yaml", ["model.backbone=small_cnn"])  # same views, small net
     module = PretrainModule(cfg)
     views = module.view_cfgs
     assert len(views) == 3 and module.n_method_views == 2
@@ -183,6 +183,7 @@ def test_imagenet_rotation_view_size_and_crop_scale() -> None:
     # pixel rounding of h and w moves the area by at most ~1 % of the crop
     assert area.min() >= 0.05 * 0.98 and area.max() <= 0.14 * 1.02
     assert area.min() < 0.055 and area.max() > 0.135
+    assert module.essl is not None and module.essl.weight == 0.4
     assert _layers(module.essl.head)[-3:] == [("linear", 2048, 128, True), ("ln", 128, True), ("linear", 128, 4, True)]
 
 
