@@ -73,16 +73,19 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def _write_error(path: Path, e: OSError) -> CheckpointWriteError:
+def _why(e: OSError) -> str:
+    """A failed write's reason in words (full disk, size limit, read-only folder, ...)."""
     if e.errno in _NO_SPACE:
-        why = "no space left on the device"
-    elif e.errno == errno.EFBIG:
-        why = "the file size limit was reached (EFBIG: `ulimit -f` or the file system's largest file)"
-    elif e.errno in _NOT_WRITABLE:
-        why = f"the folder is not writable ({e.strerror})"
-    else:
-        why = e.strerror or str(e)
-    return CheckpointWriteError(f"cannot write checkpoint {path}: {why}")
+        return "no space left on the device"
+    if e.errno == errno.EFBIG:
+        return "the file size limit was reached (EFBIG: `ulimit -f` or the file system's largest file)"
+    if e.errno in _NOT_WRITABLE:
+        return f"the folder is not writable ({e.strerror})"
+    return e.strerror or str(e)
+
+
+def _write_error(path: Path, e: OSError) -> CheckpointWriteError:
+    return CheckpointWriteError(f"cannot write checkpoint {path}: {_why(e)}")
 
 
 #: What torch's zip writer raises (a ``RuntimeError``) when the file write under it fails (ENOSPC, EFBIG, EIO).
@@ -118,7 +121,7 @@ class _RecordingWriter:
 def describe_write_failure(e: BaseException, tmp: Path) -> str | None:
     """Why a write of ``tmp`` failed, in words, for an ``OSError`` or torch's writer ``RuntimeError``; else None."""
     if isinstance(e, OSError):
-        return str(_write_error(tmp, e)).split(": ", 1)[1]
+        return _why(e)
     if not (isinstance(e, RuntimeError) and _TORCH_WRITE_FAILED.search(str(e))):
         return None
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource is not None else -1
