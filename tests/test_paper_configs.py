@@ -216,3 +216,116 @@ def test_supervised_stl10_on_the_unlabeled_split_is_refused(data_roots: dict[str
     cfg = _shrink(CONFIGS / "stl10/supervised.yaml", data_roots, tmp_path / "run", ["data.split=train+unlabeled"])
     with pytest.raises(ValueError, match="label"):
         run_pretrain(cfg)
+
+
+# ---- docs/reproduction.md: the table of the paper settings, asserted against the configs ------------------
+REPRODUCTION = CONFIGS.parent / "docs" / "reproduction.md"
+PAPER_METHODS = ("simsiam", "moco", "simclr", "byol", "swav")
+PAPER_CONFIGS = [
+    CONFIGS / d / f"{m}{s}.yaml" for d in ("stl10", "imagenet100") for m in PAPER_METHODS for s in ("", "_augself")
+]
+COLUMNS = ["setting", "key", "reference value", "reference (file:line)", "our value", "status"]
+# Rows every paper config must have (besides one per argument of its method).
+REQUIRED = {
+    "data.split", "data.crop", "model.backbone", "model.init", "model.zero_init_residual", "model.cifar_stem",
+    "augment.size", "augment.crop_scale", "augment.crop_ratio", "augment.flip_p", "augment.jitter_p",
+    "augment.brightness", "augment.contrast", "augment.saturation", "augment.hue", "augment.color_strength",
+    "augment.saturation_mode", "augment.color_order", "augment.gray_p", "augment.blur_p", "augment.blur_sigma",
+    "augment.blur_kernel", "augment.solarize_p", "augment.rotate_p", "augment.mean", "augment.std",
+    "optim.name", "optim.base_lr", "optim.scale_lr", "optim.momentum", "optim.weight_decay",
+    "optim.exclude_norm_bias", "optim.warmup_epochs", "optim.min_lr_ratio", "optim.lr_interval",
+    "trainer.epochs", "trainer.batch_size", "trainer.precision", "trainer.sync_batchnorm",
+}  # fmt: skip
+
+
+def _table_rows() -> list[dict[str, str]]:
+    """The rows between the ``reproduction-table`` markers of docs/reproduction.md."""
+    text = REPRODUCTION.read_text()
+    block = text.split("<!-- reproduction-table:start -->")[1].split("<!-- reproduction-table:end -->")[0]
+    lines = [line.strip() for line in block.splitlines() if line.strip().startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header == COLUMNS
+    rows = []
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert len(cells) == len(COLUMNS), line
+        rows.append(dict(zip(COLUMNS, cells, strict=True)))
+    return rows
+
+
+ROWS = _table_rows()
+
+
+def _setting_configs(setting: str) -> list[Path]:
+    """``stl10/all`` | ``stl10/plain`` | ``stl10/augself`` | ``stl10/<method>`` (plain + AugSelf) -> config paths."""
+    dataset, which = setting.split("/")
+    methods = PAPER_METHODS if which in ("all", "plain", "augself") else (which,)
+    assert set(methods) <= set(PAPER_METHODS), setting
+    suffixes = {"plain": ("",), "augself": ("_augself",)}.get(which, ("", "_augself"))
+    return [CONFIGS / dataset / f"{m}{s}.yaml" for m in methods for s in suffixes]
+
+
+def _resolve(cfg: PretrainConfig, key: str) -> Any:
+    """A table key on a loaded config (see docs/reproduction.md, "The table")."""
+    if key.startswith("augment."):
+        values = [getattr(v, key.split(".", 1)[1]) for v in cfg.augment.build().views]
+        assert all(v == values[0] for v in values), f"{key} differs between views: {values}"
+        return values[0]
+    if key.startswith("method_args."):
+        name = key.split(".", 1)[1]
+        default = inspect.signature(METHODS[cfg.method]).parameters[name].default
+        return cfg.method_args.get(name, default)
+    if key.startswith("method."):
+        return getattr(METHODS[cfg.method], key.split(".", 1)[1])
+    if key.startswith("augself."):
+        return cfg.augself.get(key.split(".", 1)[1])
+    value: Any = cfg
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _cell(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text.replace("`", ""))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values, tuples as lists, numbers to 1e-6 relative (table cells round 4/3 to 1.3333333)."""
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return abs(a - b) <= 1e-6 * max(abs(a), abs(b))
+    return a == b
+
+
+def test_reproduction_table_covers_every_paper_setting() -> None:
+    per_config: dict[Path, set[str]] = {p: set() for p in PAPER_CONFIGS}
+    for row in ROWS:
+        status = row["status"]
+        assert status == "same" or (status.startswith("deviation:") and "option:" in status), row
+        assert row["reference (file:line)"], row
+        for path in _setting_configs(row["setting"]):
+            assert row["key"] not in per_config[path], f"{_rel(path)}: two rows for {row['key']}"
+            per_config[path].add(row["key"])
+    for path, keys in per_config.items():
+        cfg = _load(path)
+        args = {f"method_args.{n}" for n in inspect.signature(METHODS[cfg.method]).parameters} - {
+            "method_args.backbone",
+            "method_args.num_classes",
+        }
+        missing = (REQUIRED | args) - keys
+        assert not missing, f"{_rel(path)}: no row for {sorted(missing)}"
+        assert ("augself" in keys) != ("augself" in path.stem), f"{_rel(path)}: AugSelf rows"
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r['setting']}:{r['key']}")
+def test_reproduction_table(row: dict[str, str]) -> None:
+    ours = _cell(row["our value"])
+    for path in _setting_configs(row["setting"]):
+        actual = _resolve(_load(path), row["key"])
+        assert _same(actual, ours), f"{_rel(path)}: {row['key']} is {actual!r}, the table says {ours!r}"
+    if row["status"] == "same":
+        assert _same(_cell(row["reference value"]), ours), f"'same' but {row['reference value']} != {ours}"
