@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench clean test-min
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,23 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,bench]"
+
+# The suite at the lowest declared versions (docs/dependencies.md): a separate venv, every pyproject dependency pinned
+# to its lower bound by tests/min-versions.txt; a first run downloads torch 2.1 with its CUDA libraries (about 2.5 GB).
+MIN_VENV ?= .venv-min
+MIN_PY := $(MIN_VENV)/bin/python
+MIN_STAMP := $(MIN_VENV)/.installed
+
+$(MIN_STAMP): pyproject.toml tests/min-versions.txt
+	test -x $(MIN_PY) || $(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_PY) -m pip install -q --upgrade pip
+	$(MIN_PY) -m pip install -q --constraint tests/min-versions.txt -e ".[dev]"
+	$(MIN_PY) -m pip check
+	touch $(MIN_STAMP)
+
+test-min: $(MIN_STAMP)
+	$(MIN_VENV)/bin/ruff check src tests benchmarks
+	$(MIN_PY) -m pytest
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
