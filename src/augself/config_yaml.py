@@ -21,6 +21,9 @@ from augself.config_error import ConfigError
 MAX_NODES = 10_000
 """Values a config may expand to (OmegaConf 2.4's default alias-expansion limit; ours are < 300)."""
 
+MAX_DEPTH = 100
+"""Nesting levels of flow collections (``[``, ``{``) a document may use; ours use at most 3."""
+
 _FLOAT = re.compile(
     r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
@@ -99,8 +102,19 @@ def _yaml_message(e: yaml.YAMLError, source: str) -> str:
     return f"{source}: invalid YAML: {' '.join(str(e).splitlines()[0].split())}"
 
 
+def _flow_depth(text: str) -> int:
+    """Deepest nesting of ``[`` / ``{`` (brackets inside quoted strings count too: an upper bound)."""
+    depth = deepest = 0
+    for ch in re.findall(r"[\[\]{}]", text):
+        depth = depth + 1 if ch in "[{" else max(0, depth - 1)
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML ``text`` (from ``source``, a file name or an override, used in messages)."""
+    if _flow_depth(text) > MAX_DEPTH:  # PyYAML's pure-Python scanner takes seconds on thousands of open brackets
+        raise ConfigError(f"{source}: the YAML is nested too deeply (more than {MAX_DEPTH} levels of [ or {{)")
     try:
         value = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no Python objects
     except yaml.YAMLError as e:
@@ -136,18 +150,18 @@ def load_yaml_file(path: Path) -> dict[str, Any]:
 def parse_override(override: str) -> dict[str, Any]:
     """``"a.b=value"`` -> ``{"a": {"b": value}}``, the value read as YAML (``a.b=`` gives ``None``)."""
     key, sep, text = override.partition("=")
-    try:
-        override.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConfigError(
-            f"{key or 'override'}: the value {text!r} holds bytes that are not valid UTF-8 (a file name in another "
-            "encoding?); rename it or use a UTF-8 path"
-        ) from None
     parts = key.split(".")
     if not sep or not all(_KEY.match(p) for p in parts):
         raise ConfigError(
             f"overrides must look like key=value with a dotted key such as trainer.epochs=10, got {override!r}"
         )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(
+            f"{key}: the value {text!r} holds bytes that are not valid UTF-8 (a file name in another encoding?); "
+            "rename it or use a UTF-8 path"
+        ) from None
     value: Any = parse_yaml(text, f"override {override!r}")
     for part in reversed(parts):
         value = {part: value}
