@@ -50,9 +50,10 @@ def test_grid_is_the_papers() -> None:
 
 @pytest.mark.parametrize("wd", [1e-2, 1.0, 50.0])
 def test_matches_sklearn_bias_penalised(wd: float) -> None:
-    """Reference objective sum CE + wd ||[W; b]||^2 == sklearn C = 1/(2 wd), fit_intercept=False on [x, 1]: both
-    solutions meet our stopping rule on our objective (tol above the float64 round-off floor) and are the same
-    minimiser to second order; the penalised bias fixes the gauge: sum_k g_jk = 2 wd / N sum_k theta_jk."""
+    """Reference objective sum CE + wd ||[W; b]||^2 == sklearn C = 1/(2 wd), fit_intercept=False on [x, 1]: ours
+    meets its stopping rule (tol above the float64 round-off floor); sklearn's gradient on our objective is <= 1 % of
+    |theta| (a C off by a factor c leaves |1 - c| |theta|; sklearn 1.2 stops early), and both are the same minimiser
+    to second order. The penalised bias fixes the gauge: sum_k g_jk = 2 wd / N sum_k theta_jk."""
 
     x, y = _blobs(600, 8, 4, 1.0, seed=1)
     x = (x * 3 + 2).double()  # unnormalised, off-centre features
@@ -61,8 +62,8 @@ def test_matches_sklearn_bias_penalised(wd: float) -> None:
     xa = np.hstack([x.numpy(), np.ones((600, 1))])
     sk = LogisticRegression(C=1 / (2 * wd), fit_intercept=False, tol=1e-10, max_iter=5000).fit(xa, y.numpy())
     ref = torch.from_numpy(sk.coef_.T).clone()
-    for t in (theta, ref):
-        assert _objective_and_grad(x, y, t, wd)[1].abs().max() <= tol + _gradient_slack(x)
+    assert _objective_and_grad(x, y, theta, wd)[1].abs().max() <= tol + _gradient_slack(x)
+    assert _objective_and_grad(x, y, ref, wd)[1].abs().max() <= 1e-2 * ref.abs().max()  # same objective
     _same_minimiser(x, y, theta, ref, wd)
     assert theta.sum(1).abs().max() <= 4 * len(x) * (tol + _gradient_slack(x)) / (2 * wd)
 
@@ -78,8 +79,8 @@ def test_matches_sklearn_bias_unpenalised(wd: float) -> None:
     theta, _ = fit_logreg_lbfgs(x, y, 3, wd, penalize_bias=False, tol=tol, max_iter=5000)
     sk = LogisticRegression(C=1 / (2 * wd), tol=1e-10, max_iter=5000).fit(x.numpy(), y.numpy())
     ref = torch.cat([torch.from_numpy(sk.coef_.T), torch.from_numpy(sk.intercept_)[None]])
-    for t in (theta, ref):
-        assert _objective_and_grad(x, y, t, wd, penalize_bias=False)[1].abs().max() <= tol + _gradient_slack(x)
+    assert _objective_and_grad(x, y, theta, wd, penalize_bias=False)[1].abs().max() <= tol + _gradient_slack(x)
+    assert _objective_and_grad(x, y, ref, wd, penalize_bias=False)[1].abs().max() <= 1e-2 * ref.abs().max()
     _same_minimiser(x, y, theta, ref, wd, penalize_bias=False)
 
 
