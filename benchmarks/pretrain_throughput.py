@@ -216,7 +216,9 @@ def bench_augself_overhead(
     args: argparse.Namespace, cfg0: PretrainConfig, cfg1: PretrainConfig, device: torch.device
 ) -> tuple[float, list[float], dict[str, float]]:
     """Median over interleaved repetitions of (step time with AugSelf) / (step time without), the ratios, and
-    the AugSelf parts measured alone as fractions of the step time without (best of each)."""
+    the AugSelf parts measured alone as fractions of the step time without (best of each); on CPU also the
+    ratios of the process's CPU time (``cpu_ratio``: their median, ``cpu_ratios``), which other processes on a
+    busy machine do not inflate (exact with one intra-op thread; with more, spin-waiting threads add noise)."""
     dataset = build_dataset(cfg0.data.name, "train", size=cfg0.data.size)
     batch = cfg0.trainer.batch_size
     it = iter(DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=0))
@@ -238,20 +240,26 @@ def bench_augself_overhead(
         for i in range(2):  # warm-up
             step(i)
         steps.append(step)
-    ratios, step0 = [], []
+    ratios, cpu_ratios, step0 = [], [], []
     for rep in range(args.overhead_reps):
-        t = [0.0, 0.0]
+        t, c = [0.0, 0.0], [0.0, 0.0]
         for k in (0, 1) if rep % 2 == 0 else (1, 0):
             sync(device)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for i in range(args.overhead_steps):
                 steps[k](i)
             sync(device)
-            t[k] = time.perf_counter() - start
+            t[k], c[k] = time.perf_counter() - start, time.process_time() - cpu_start
         ratios.append(t[1] / t[0])
+        cpu_ratios.append(c[1] / c[0])
         step0.append(t[0] / args.overhead_steps)
-    parts = augself_parts(modules[1], batches[0], device, args.overhead_reps)  # the AugSelf one (cfg1)
-    return statistics.median(ratios), ratios, {k: v / min(step0) for k, v in parts.items()}
+    # the AugSelf parts alone, on the AugSelf module (cfg1); none for an A/A check (both without AugSelf)
+    parts = augself_parts(modules[1], batches[0], device, args.overhead_reps) if modules[1].augself else {}
+    fractions = {k: v / min(step0) for k, v in parts.items()}
+    if device.type == "cpu":  # CPU time of this process: what the step costs, whatever else runs on the machine
+        fractions["cpu_ratio"] = statistics.median(cpu_ratios)
+        fractions["cpu_ratios"] = cpu_ratios  # type: ignore[assignment]
+    return statistics.median(ratios), ratios, fractions
 
 
 def augself_parts(module: PretrainModule, batch: dict[str, Any], device: torch.device, reps: int) -> dict[str, float]:
@@ -384,6 +392,8 @@ def report(rows: list[dict[str, Any]], info: str, args: argparse.Namespace, load
         row("ours end to end (manual loop, no Lightning) vs bare", man, fmt_ratio(man / bare, "", None))
     if over is not None:  # the small CNN: the heads alone cost ~5 % of its step, so no target (its floor below)
         lines.append(f"| AugSelf(crop, color) step time / without (fixed batches) |  | {over:.3f} |  |  |")
+        if med("cpu_ratio") is not None:
+            lines.append(f"| the same, process CPU time / without |  | {med('cpu_ratio'):.3f} |  |  |")
     for part in ("augself module", "its matrix products"):
         if med(part) is not None:
             lines.append(
@@ -397,6 +407,12 @@ def report(rows: list[dict[str, Any]], info: str, args: argparse.Namespace, load
             f"| AugSelf(crop, color) step time / without, {what} ({Path(args.overhead_config).name}, fixed "
             f"batches) |  | {paper:.3f} | <= 1.03 | {'yes' if paper <= 1.03 else '**no**'} |"
         )
+        cpu = med("paper cpu_ratio")
+        if cpu is not None:
+            lines.append(
+                f"| the same, process CPU time / without ({what}) |  | {cpu:.3f} | <= 1.03 | "
+                f"{'yes' if cpu <= 1.03 else '**no**'} |"
+            )
         for part in ("augself module", "its matrix products"):
             if med(f"paper {part}") is not None:
                 lines.append(
@@ -495,8 +511,13 @@ def main(argv: list[str] | None = None) -> None:
                     value, ratios, parts = value
                     print(f"  [{rep}] {name} ratios: {', '.join(f'{x:.3f}' for x in ratios)}", flush=True)
                     prefix = "paper " if name == "overhead_paper" else ""
+                    cpu = parts.pop("cpu_ratios", None)
+                    if cpu is not None:
+                        print(f"  [{rep}] {name} CPU-time ratios: {', '.join(f'{x:.3f}' for x in cpu)}", flush=True)
+                        print(f"  [{rep}] {name} CPU-time ratio (median): {parts['cpu_ratio']:.3f}", flush=True)
                     for part, frac in parts.items():
-                        print(f"  [{rep}] {prefix}{part} alone: {frac:.3f} of the step without AugSelf", flush=True)
+                        if part != "cpu_ratio":
+                            print(f"  [{rep}] {prefix}{part} alone: {frac:.3f} of the step without", flush=True)
                         r[prefix + part] = frac
                 r[name] = value
                 unit = "" if name.startswith("overhead") else " images/s"
