@@ -82,15 +82,6 @@ def _start(out: Path, *extra: str, prefix: tuple[str, ...] = ("-m", "augself.cli
     return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for(proc: subprocess.Popen[str], path: Path, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            err = proc.communicate()[1]
-            pytest.fail(f"{path} never appeared (exit {proc.returncode}):\n{err[-3000:]}")
-        time.sleep(0.002)
-
-
 def _error_lines(err: str) -> list[str]:
     """The lines the CLI printed as its own message (Lightning's info lines start otherwise)."""
     return [line for line in err.splitlines() if line.startswith("augself pretrain:")]
@@ -255,31 +246,50 @@ def test_crafted_cifar_batch_is_refused(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 # ------------------------------------------------------------------------------------------ items 2 + 5: signals, lock
+def _pause_at_first_checkpoint(procs: dict[str, subprocess.Popen[str]], lasts: dict[str, Path]) -> None:
+    """SIGSTOP each process as soon as its ``last.ckpt`` exists (its first epoch is done, the rest is not), so
+    that no machine is fast enough to finish the run before the test has done its checks and sent its signal."""
+    waiting = dict(procs)
+    deadline = time.monotonic() + 300
+    while waiting:
+        for name, proc in list(waiting.items()):
+            if lasts[name].exists():
+                proc.send_signal(signal.SIGSTOP)
+                del waiting[name]
+            elif proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.communicate()[1]
+                pytest.fail(f"{lasts[name]} never appeared (exit {proc.returncode}):\n{err[-3000:]}")
+        time.sleep(0.002)
+
+
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Two real ``augself pretrain`` processes: one gets SIGTERM, one SIGINT, each once its first checkpoint
-    exists. While the first runs, a second writer on its folder (this process) is refused."""
+    """Two real ``augself pretrain`` processes: one gets SIGTERM, one SIGINT, once their first checkpoint
+    exists (each is paused there, then signalled and continued). While the first one holds its folder, a second
+    writer on it (this process) is refused."""
     root = tmp_path_factory.mktemp("signals")
     term, intr = root / "term", root / "int"
     procs = {"term": _start(term), "int": _start(intr)}
-    result: dict[str, Any] = {"term": term, "int": intr}
-
-    _wait_for(procs["term"], term / "checkpoints" / "last.ckpt")
-    assert procs["term"].poll() is None, "the run finished before the second writer could try"
-    lock_text = (term / LOCK_NAME).read_text()
-    result["lock_text"] = lock_text
-    with contextlib.redirect_stderr(io.StringIO()) as err:
-        result["busy_rc"] = main(["pretrain", "--out", str(term), *RUN, "--resume"])
-    result["busy_err"] = err.getvalue()
-    result["term_pid"] = procs["term"].pid
-    result["lock_after"] = (term / LOCK_NAME).read_text() if (term / LOCK_NAME).exists() else None
-    procs["term"].send_signal(signal.SIGTERM)
-
-    _wait_for(procs["int"], intr / "checkpoints" / "last.ckpt")
-    procs["int"].send_signal(signal.SIGINT)
-    for name, proc in procs.items():
-        _, err = proc.communicate(timeout=300)
-        result[f"{name}_rc"], result[f"{name}_err"] = proc.returncode, err
+    result: dict[str, Any] = {"term": term, "int": intr, "term_pid": procs["term"].pid}
+    try:
+        _pause_at_first_checkpoint(procs, {name: root / name / "checkpoints" / "last.ckpt" for name in procs})
+        assert all(proc.poll() is None for proc in procs.values())
+        result["lock_text"] = (term / LOCK_NAME).read_text()
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            result["busy_rc"] = main(["pretrain", "--out", str(term), *RUN, "--resume"])
+        result["busy_err"] = err.getvalue()
+        result["lock_after"] = (term / LOCK_NAME).read_text() if (term / LOCK_NAME).exists() else None
+        for name, signum in (("term", signal.SIGTERM), ("int", signal.SIGINT)):
+            procs[name].send_signal(signum)  # pending until the process continues
+            procs[name].send_signal(signal.SIGCONT)
+        for name, proc in procs.items():
+            _, err_text = proc.communicate(timeout=300)
+            result[f"{name}_rc"], result[f"{name}_err"] = proc.returncode, err_text
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     return result
 
 
