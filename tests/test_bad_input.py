@@ -84,6 +84,7 @@ def _fails(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 2) -> str
         ("trainer.devices=-2", ["trainer.devices must be auto", "got -2"]),
         ("trainer.devices=[0,0]", ["trainer.devices must be auto"]),
         ("trainer.devices=[0,1]", ["trainer.devices=[0, 1]: on the CPU give a number of processes"]),
+        ("trainer.devices=-1", ["trainer.devices=-1: on the CPU give a number of processes (e.g. 2), not -1"]),
         ("trainer.accelerator=gpux", ["unknown trainer.accelerator 'gpux'", "Did you mean 'gpu'"]),
         ("trainer.strategy=dpp", ["unknown trainer.strategy 'dpp'", "Did you mean 'ddp'"]),
         ("trainer.precision=17", ["unknown trainer.precision '17'", "bf16-mixed"]),

@@ -87,6 +87,9 @@ def test_yaml_is_strict_and_safe(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=f"expands to more than {MAX_NODES} values"):
         parse_yaml(bomb, "f")
+    assert parse_yaml("a: ._\n", "f") == {"a": "._"}  # not a float (the regex OmegaConf 2.3 uses took it for one)
+    with pytest.raises(ConfigError, match=r"^f: invalid YAML value: invalid literal for int\(\) with base 2"):
+        parse_yaml("a: 0b_\n", "f")  # the int resolver's pattern, but no digits
     with pytest.raises(ConfigError, match="nested too deeply"):
         parse_yaml("[" * 20000, "f")
 

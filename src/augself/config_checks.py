@@ -111,8 +111,19 @@ def _check(value: Any, tp: Any, key: str, where: str, view_schema: type | None) 
                 _check_view(v, view_schema, f"{key}[{i}]", where)
             else:
                 _check(v, item, f"{key}[{i}]", where, view_schema)
-    elif origin is dict and not isinstance(value, dict):
-        raise ConfigError(f"{key} must be a mapping (name: value), got {value!r}{where}")
+    elif origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping (name: value), got {value!r}{where}")
+        for k, v in value.items():
+            _check(v, typing.get_args(tp)[1], f"{key}.{k}", where, view_schema)
+    elif isinstance(value, list | dict):
+        scalar = [a for a in typing.get_args(tp) if a is not type(None)] if origin in _UNIONS else [tp]
+        if len(scalar) == 1 and scalar[0] in _SCALAR_NAMES:
+            raise ConfigError(f"{key} must be {_SCALAR_NAMES[scalar[0]]}, got {value!r}{where}")
+
+
+_UNIONS = (typing.Union, types.UnionType)
+_SCALAR_NAMES: dict[Any, str] = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
 def _example(key: str) -> str:
@@ -134,6 +145,12 @@ def _check_view(value: Any, view_schema: type, key: str, where: str) -> None:
     _check(value, view_schema, key, where, None)
 
 
+def _as_tuple(value: Any, tp: Any) -> tuple[Any, ...]:
+    """``value`` as a tuple of the element type of ``tp`` (``tuple[float, float]``: floats)."""
+    item = typing.get_args(tp)[0] if typing.get_args(tp) else None
+    return tuple(item(v) if item in (int, float) else v for v in value)
+
+
 # ------------------------------------------------------------------------------------------ converted objects
 def coerce_tuples(obj: Any, key: str = "") -> None:
     """In place: every tuple field of the dataclass ``obj`` (and nested ones) holds a tuple of the declared length.
@@ -151,7 +168,7 @@ def coerce_tuples(obj: Any, key: str = "") -> None:
                 raise ConfigError(f"{name} must be a list of {n or 'some'} numbers, got {got}{value!r}")
             if not all(_is_number(v) for v in value):
                 raise ConfigError(f"{name} must be a list of numbers, got {value!r}")
-            setattr(obj, f.name, tuple(float(v) for v in value))
+            setattr(obj, f.name, _as_tuple(value, tp))
 
 
 _TRUE, _FALSE = ("true", "yes", "on"), ("false", "no", "off")
@@ -162,7 +179,7 @@ def convert_value(value: Any, tp: Any, key: str) -> Any:
     converts typed fields: numbers from numeric strings, no bools as numbers, tuples of numbers."""
     origin = typing.get_origin(tp)
     if origin is tuple:  # shape checked by check_shapes
-        return tuple(float(v) for v in value)
+        return _as_tuple(value, tp)
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -370,9 +387,7 @@ def _check_arg(key: str, value: Any, tp: Any) -> None:
         if tp is not None and type(None) not in args:
             raise ConfigError(f"{key} must not be null")
         return
-    kinds = (
-        [a for a in args if a is not type(None)] if typing.get_origin(tp) in (typing.Union, types.UnionType) else [tp]
-    )
+    kinds = [a for a in args if a is not type(None)] if typing.get_origin(tp) in _UNIONS else [tp]
     if typing.get_origin(kinds[0]) is Literal:
         choices = typing.get_args(kinds[0])
         if value not in choices:

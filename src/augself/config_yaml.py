@@ -27,7 +27,7 @@ MAX_DEPTH = 100
 _FLOAT = re.compile(
     r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?\.(?:inf|Inf|INF)
     |\.(?:nan|NaN|NAN))$""",
     re.X,
@@ -121,6 +121,8 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ConfigError(_yaml_message(e, source)) from None
     except RecursionError:
         raise ConfigError(f"{source}: the YAML is nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as e:  # a scalar its resolver accepts, its constructor not: 0b_
+        raise ConfigError(f"{source}: invalid YAML value: {e}") from None
     if _count_nodes(value, MAX_NODES) > MAX_NODES:
         raise ConfigError(f"{source}: the YAML expands to more than {MAX_NODES} values (recursive or nested aliases?)")
     return value

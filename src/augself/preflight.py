@@ -100,9 +100,10 @@ def check_devices(accelerator: str, devices: Any) -> None:
         )
     wanted = parse_devices(devices)
     if kind == "cpu":
-        if isinstance(wanted, list):
+        if isinstance(wanted, list) or wanted == -1:
+            what = "device indices" if isinstance(wanted, list) else "-1 (all GPUs)"
             raise ConfigError(
-                f"trainer.devices={devices!r}: on the CPU give a number of processes (e.g. 2), not device indices"
+                f"trainer.devices={devices!r}: on the CPU give a number of processes (e.g. 2), not {what}"
             )
         return
     if isinstance(wanted, int) and wanted > count:
