@@ -150,3 +150,15 @@ def test_devices_forms(devices: object, parsed: object) -> None:
 def test_bad_devices(devices: object) -> None:
     with pytest.raises(ConfigError, match=r"trainer\.devices must be auto, a device count >= 1"):
         parse_devices(devices)
+
+
+# ------------------------------------------------------------------------------------------ config.yaml round trip
+@pytest.mark.parametrize("name", ["${x}", "\\${x}", "a\\b", "\\\\${y}", "$", "caf\u00e9", "'${z}'"])
+def test_written_config_loads_back_unchanged(name: str, tmp_path: Path) -> None:
+    """``config.yaml`` (``to_yaml``) holds resolved values: a literal ``${`` in a string stays text on reloading."""
+    from augself.config import to_yaml
+
+    cfg = load_config(None, ["augself.crop=1", "augment.views=[{blur_p: 1.0}, {}]"])
+    cfg.data.name = name
+    (tmp_path / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
+    assert load_config(tmp_path / "config.yaml") == cfg

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -341,8 +342,20 @@ def _validate(cfg: PretrainConfig) -> None:
     cfg.augment.build()
 
 
+def _literal(value: Any) -> Any:
+    """Strings escaped so that OmegaConf reads them back as written (``${x}`` is text here, not a reference)."""
+    if isinstance(value, str):
+        return re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", value)
+    if isinstance(value, dict):
+        return {k: _literal(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_literal(v) for v in value]
+    return value
+
+
 def to_yaml(cfg: PretrainConfig) -> str:
-    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+    """The resolved config as YAML that :func:`load_config` reads back to an equal config (``config.yaml``)."""
+    return OmegaConf.to_yaml(OmegaConf.create(_literal(to_dict(cfg))))
 
 
 def to_dict(cfg: PretrainConfig) -> dict[str, Any]:
