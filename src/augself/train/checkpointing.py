@@ -167,7 +167,7 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
     _fsync_dir(path.parent)
 
 
-_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_GLOBAL = re.compile(r"(?:GLOBAL|Unsupported class) ([\w.]+)")  # newer torch wording, and torch 2.1's
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
