@@ -314,3 +314,104 @@ def test_full_image_config_trains(tmp_path: Path) -> None:
     for key in ("train/augself/crop", "train/essl/rot_loss", "train/loss_step"):
         values = [float(r[key]) for r in rows if r.get(key)]
         assert len(values) == 3 and all(math.isfinite(v) for v in values), key
+
+
+# ---- crops keyed by (seed, epoch, index): independent of the workers, reproduced after resume ------------------
+def test_keyed_crops_ignore_the_worker_count(photos: dict[str, Path]) -> None:
+    """``(epoch, index)`` keys (what the resumable sampler yields for full_image sets) give the same views and
+    crop records with 0 and 2 workers, whatever torch's global seed; another epoch or run seed gives other boxes."""
+    from augself.data.folder import crop_seed
+    from augself.train.sampler import ResumableSampler
+
+    views = [ViewConfig(size=16), ViewConfig(size=12, crop_scale=(0.08, 1.0))]
+    samples = [(str(photos["land"]), 0), (str(photos["port"]), 1)] * 4
+    ds = FileListDataset(samples, 16).use_full_image_crops(views, seed=7)
+    assert ds.keyed_by_epoch and not FileListDataset(samples, 16).keyed_by_epoch
+
+    def epoch(e: int, workers: int, torch_seed: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        sampler = ResumableSampler(len(ds), seed=7, keyed=True)
+        sampler.set_epoch(e)
+        torch.manual_seed(torch_seed)  # the workers' generators: must not matter
+        loader = torch.utils.data.DataLoader(ds, batch_size=3, sampler=sampler, num_workers=workers)
+        batches = list(loader)
+        crops = torch.cat([b["view_crops"] for b in batches])
+        return crops, [torch.cat([b["views"][v] for b in batches]) for v in range(len(views))]
+
+    c0, v0 = epoch(1, 0, torch_seed=0)
+    c2, v2 = epoch(1, 2, torch_seed=1)
+    assert torch.equal(c0, c2) and all(torch.equal(a, b) for a, b in zip(v0, v2, strict=True))
+    order = ResumableSampler(len(ds), seed=7).order(1)  # the same permutation, keyed or not
+    assert torch.equal(c0[3], ds[(1, order[3])]["view_crops"])
+    other, _ = epoch(2, 0, torch_seed=0)
+    order2 = ResumableSampler(len(ds), seed=7).order(2)
+    by_index = {i: c0[k] for k, i in enumerate(order)}
+    assert all(not torch.equal(by_index[i], other[k]) for k, i in enumerate(order2))  # each sample re-drawn
+    assert not torch.equal(c0[:, 0], c0[:, 1])  # two views, two boxes
+    reseeded = FileListDataset(samples, 16).use_full_image_crops(views, seed=8)
+    assert not torch.equal(reseeded[(1, 0)]["view_crops"], ds[(1, 0)]["view_crops"])
+    assert set(ds[0]) == {"views", "view_crops", "label"}  # plain ints (DDP) still work: worker RNG
+    assert len({crop_seed(7, e, i) for e in range(3) for i in range(50)}) == 150
+    assert all(0 <= crop_seed(s, 9, 9) < 2**63 for s in (0, -1, 2**64 + 3))
+
+
+def test_full_image_resume_mid_epoch_equals_uninterrupted(tmp_path: Path) -> None:
+    """A full_image run stopped by SIGTERM in the middle of its second epoch and resumed writes the same
+    metrics.csv (byte for byte) and the same weights as an uninterrupted run: the interrupted epoch's remaining
+    crops are redrawn exactly (before (epoch, index) keys they came from the workers' unsaved generators)."""
+    import os
+    import signal
+
+    import lightning as L
+
+    from augself.config import load_config
+    from augself.train.interrupt import TrainingInterrupted
+    from augself.train.run import run_pretrain
+
+    root = tmp_path / "data"
+    sizes = [(40, 30), (30, 40), (64, 24), (25, 25), (50, 37), (37, 50)]
+    for c in range(2):
+        (root / f"c{c}").mkdir(parents=True)
+        for i, (w, h) in enumerate(sizes):
+            _photo(w, h, seed=10 * c + i).save(root / f"c{c}" / f"{i}.jpg", quality=90)
+    over = [
+        f"data.name={root}",
+        "data.split=all",
+        "data.crop=full_image",
+        "data.num_workers=1",
+        "augment.size=16",
+        "model.backbone=small_cnn",
+        "augself.crop=1.0",
+        "augself.color=1.0",
+        "trainer.batch_size=4",  # 12 images: 3 steps per epoch
+        "trainer.epochs=2",
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "trainer.progress_bar=false",
+        "trainer.log_every_n_steps=1",
+        "monitor.online_probe=false",
+    ]
+
+    class StopAtStep4(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):  # type: ignore[no-untyped-def]
+            if trainer.global_step == 4:  # one batch into epoch 1
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    def weights(out: Path) -> dict[str, torch.Tensor]:
+        return torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # CPU reductions depend on the thread split
+    try:
+        full = run_pretrain(load_config(None, [*over, f"out={tmp_path / 'full'}"]))
+        cut = tmp_path / "cut"
+        with pytest.raises(TrainingInterrupted):
+            run_pretrain(load_config(None, [*over, f"out={cut}"]), callbacks=[StopAtStep4()])
+        step = torch.load(cut / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]
+        assert step == 4
+        run_pretrain(load_config(None, [*over, f"out={cut}"]), resume=True)
+    finally:
+        torch.set_num_threads(threads)
+    a, b = (full / "metrics.csv").read_bytes(), (cut / "metrics.csv").read_bytes()
+    assert a == b and a.count(b"\n") > 6
+    wa, wb = weights(full), weights(cut)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)

@@ -24,6 +24,7 @@ __all__ = [
     "FileListDataset",
     "ImageFolderDataset",
     "LabelledSubset",
+    "crop_seed",
     "find_images",
     "seeded_indices",
     "subset_by_seed",
@@ -54,6 +55,27 @@ def find_images(
     return walk_files(folder, lambda f: is_image_file(f, extensions), guard=guard, exclude=exclude)
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+    """SplitMix64's output function (Steele, Lea & Flood, OOPSLA 2014; Vigna's ``splitmix64.c``) on 64 bits."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def crop_seed(seed: int, epoch: int, index: int) -> int:
+    """Seed of the generator that draws sample ``index``'s ``full_image`` crops in ``epoch`` of a run seeded
+    ``seed``: ``splitmix64(splitmix64(splitmix64(seed) ^ epoch) ^ index) >> 1`` (all arguments taken modulo 2**64),
+    a 63-bit value (``torch.Generator.manual_seed`` accepts it). A fixed formula: changing it changes every
+    ``full_image`` run's crops."""
+    h = _splitmix64(int(seed) & _MASK64)
+    h = _splitmix64(h ^ (int(epoch) & _MASK64))
+    return _splitmix64(h ^ (int(index) & _MASK64)) >> 1
+
+
 class FileListDataset(Dataset):
     """Dataset over ``samples = [(path, label), ...]`` returning dict samples; two crop modes (:data:`CROP_MODES`).
 
@@ -65,9 +87,13 @@ class FileListDataset(Dataset):
     the whole decoded image, AugSelf ``datasets.py``): ``{"views", "view_crops", "label"}`` where ``views[v]`` is
     uint8 (3, S_v, S_v), view v's random resized crop of the **whole original image**, and ``view_crops`` (V, 4)
     its box [top, left, h, w] as fractions of the original (:func:`~augself.data.imageio.resized_crops`).
-    The boxes are drawn from torch's default generator (seeded per DataLoader worker, as torchvision's): a run is
-    reproducible for a fixed seed and worker count, but a run resumed mid-epoch draws other crops for the rest of
-    that epoch than the uninterrupted run would (worker RNG states are not part of the checkpoint).
+    Indexed by an ``(epoch, index)`` pair (what :class:`~augself.train.sampler.ResumableSampler` yields when
+    ``keyed_by_epoch`` is set, i.e. single-process ``augself pretrain``), the boxes come from a fresh generator
+    seeded by :func:`crop_seed` ``(seed, epoch, index)``: the crops are a pure function of the run seed, the epoch
+    and the sample, independent of the worker count, and a run resumed mid-epoch draws exactly the crops of the
+    uninterrupted run. Indexed by a plain int (e.g. under DDP, whose ``DistributedSampler`` yields ints) they come
+    from torch's default generator (seeded per DataLoader worker, as torchvision's): reproducible for a fixed seed
+    and worker count only.
 
     A corrupt file raises :class:`CorruptImageError` naming it (see :meth:`scan_corrupt`).
     """
@@ -90,18 +116,24 @@ class FileListDataset(Dataset):
         self.crop: str = "centre_square"
         self.crop_views: list[ViewConfig] = []
         self.reduced_decode = False
+        self.crop_seed = 0
+        self.keyed_by_epoch = False
+        """Whether ``__getitem__`` wants ``(epoch, index)`` keys (set by :meth:`use_full_image_crops`)."""
         if skip_corrupt:
             self.scan_corrupt(num_threads=num_scan_threads)
 
-    def use_full_image_crops(self, views: Sequence[ViewConfig], reduced_decode: bool = False) -> FileListDataset:
+    def use_full_image_crops(
+        self, views: Sequence[ViewConfig], reduced_decode: bool = False, seed: int = 0
+    ) -> FileListDataset:
         """Switch to ``full_image`` samples: one random resized crop of the whole image per view config (its
-        ``size``, ``crop_scale`` and ``crop_ratio``); ``reduced_decode`` allows JPEG DCT-scaled decoding. Returns
-        ``self``."""
+        ``size``, ``crop_scale`` and ``crop_ratio``); ``reduced_decode`` allows JPEG DCT-scaled decoding; ``seed``
+        (the run seed) keys the crops of ``(epoch, index)`` samples (:func:`crop_seed`). Returns ``self``."""
         if not views:
             raise ValueError("full_image crops need at least one view")
         for v in views:
             v.validate()
         self.crop, self.crop_views, self.reduced_decode = "full_image", list(views), bool(reduced_decode)
+        self.crop_seed, self.keyed_by_epoch = int(seed), True
         return self
 
     @property
@@ -111,20 +143,32 @@ class FileListDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """Sample ``key``: an index, or an ``(epoch, index)`` pair that seeds the ``full_image`` crops."""
+        gen: torch.Generator | None = None
+        if isinstance(key, tuple):
+            epoch, index = int(key[0]), int(key[1])
+            if self.crop == "full_image":
+                gen = torch.Generator().manual_seed(crop_seed(self.crop_seed, epoch, index))
+        else:
+            index = key
         path, label = self.samples[index]
         if self.crop == "full_image":
             views, crops = resized_crops(
-                path, self._sample_boxes, [v.size for v in self.crop_views], reduced_decode=self.reduced_decode
+                path,
+                lambda h, w: self._sample_boxes(h, w, gen),
+                [v.size for v in self.crop_views],
+                reduced_decode=self.reduced_decode,
             )
             return {"views": views, "view_crops": crops, "label": label}
         image, crop = to_source(load_rgb(path, draft_size=self.size), self.size)
         return {"image": image, "label": label, "source_crop": crop}
 
-    def _sample_boxes(self, height: int, width: int) -> list[Box]:
-        """One RandomResizedCrop box per view on the original ``height`` x ``width`` grid (one draw of uniforms)."""
+    def _sample_boxes(self, height: int, width: int, generator: torch.Generator | None = None) -> list[Box]:
+        """One RandomResizedCrop box per view on the original ``height`` x ``width`` grid (one draw of uniforms
+        from ``generator``, default torch's global one)."""
         n = 2 * CROP_TRIES + 2
-        u = torch.rand(n * len(self.crop_views), dtype=torch.float64).tolist()
+        u = torch.rand(n * len(self.crop_views), dtype=torch.float64, generator=generator).tolist()
         return [
             random_resized_crop_box(height, width, v.crop_scale, v.crop_ratio, u[i * n : (i + 1) * n])
             for i, v in enumerate(self.crop_views)

@@ -126,16 +126,19 @@ def build_dataset(
     raise _closest_error(name_or_path)
 
 
-def use_crop_mode(dataset: Dataset, crop: str, views: Sequence[ViewConfig], reduced_decode: bool = False) -> Dataset:
+def use_crop_mode(
+    dataset: Dataset, crop: str, views: Sequence[ViewConfig], reduced_decode: bool = False, seed: int = 0
+) -> Dataset:
     """Apply ``data.crop`` to a pretraining dataset (see :class:`~augself.data.folder.FileListDataset`).
 
     ``full_image`` switches image-file datasets (folders, photo transfer sets) to per-view random resized crops of
     the whole image cut in the DataLoader for ``views`` (the augmenter's view configs, E-SSL's extra view
     included); fixed-size in-memory sets (CIFAR, STL-10, synthetic) keep their batched device crop, which samples
-    the same boxes on a square image. ``centre_square`` leaves every dataset as built.
+    the same boxes on a square image. ``seed`` (the run seed) keys the worker-side crops of ``(epoch, index)``
+    samples (:func:`~augself.data.folder.crop_seed`). ``centre_square`` leaves every dataset as built.
     """
     if crop not in CROP_MODES:
         raise DatasetError(f"unknown crop mode {crop!r} (data.crop); valid: {', '.join(CROP_MODES)}")
     if crop == "full_image" and isinstance(dataset, FileListDataset):
-        dataset.use_full_image_crops(views, reduced_decode=reduced_decode)
+        dataset.use_full_image_crops(views, reduced_decode=reduced_decode, seed=seed)
     return dataset

@@ -266,7 +266,7 @@ def _run(cfg: PretrainConfig, resume: bool, callbacks: list[L.Callback] | None, 
         keep_rows = int(rows) if rows is not None else None
         del ckpt
     module = PretrainModule(cfg, num_classes)
-    dataset = use_crop_mode(dataset, d.crop, module.view_cfgs, d.reduced_decode)
+    dataset = use_crop_mode(dataset, d.crop, module.view_cfgs, d.reduced_decode, seed=cfg.seed)
     check_free_space(out, 2 * checkpoint_bytes(module))
 
     callbacks = list(callbacks or [])
@@ -303,8 +303,10 @@ def _run(cfg: PretrainConfig, resume: bool, callbacks: list[L.Callback] | None, 
     }
     if trainer.world_size == 1:
         # The data order is a function of (seed, epoch) and the position inside the epoch is checkpointed:
-        # a run resumed mid-epoch sees exactly the remaining batches of the interrupted one.
-        sampler = ResumableSampler(len(dataset), seed=cfg.seed)  # type: ignore[arg-type]
+        # a run resumed mid-epoch sees exactly the remaining batches of the interrupted one. full_image datasets
+        # get (epoch, index) keys, so their worker-side crops are a function of (seed, epoch, index) as well.
+        keyed = bool(getattr(dataset, "keyed_by_epoch", False))
+        sampler = ResumableSampler(len(dataset), seed=cfg.seed, keyed=keyed)  # type: ignore[arg-type]
         loader = ResumableDataLoader(dataset, sampler=sampler, **common)
     else:  # Lightning injects a DistributedSampler (seeded; resume restarts the interrupted epoch)
         loader = DataLoader(dataset, shuffle=True, **common)

@@ -2,7 +2,10 @@
 
 The data order is a function of ``(seed, epoch)`` only (the same permutation as
 ``DistributedSampler(num_replicas=1, shuffle=True, seed=seed)``), so a resumed run sees exactly the batches an
-uninterrupted run would have seen. :class:`ResumableDataLoader` implements ``state_dict`` / ``load_state_dict``;
+uninterrupted run would have seen. With ``keyed=True`` the sampler yields ``(epoch, index)`` pairs instead of
+indices (the DataLoader hands them to ``dataset[...]`` unchanged), so a dataset that draws random crops in its
+workers can seed them from ``(seed, epoch, index)`` (``FileListDataset`` in ``full_image`` mode, whose
+``keyed_by_epoch`` asks for it). :class:`ResumableDataLoader` implements ``state_dict`` / ``load_state_dict``;
 Lightning stores that state in its checkpoints (``loops.fit_loop.combined_loader``) and restores it before the
 first iterator of the resumed run is created. The position is set by
 :class:`augself.train.checkpointing.ResumableCheckpoint` at every batch boundary.
@@ -20,15 +23,17 @@ from torch.utils.data import DataLoader, Sampler
 log = logging.getLogger(__name__)
 
 
-class ResumableSampler(Sampler[int]):
+class ResumableSampler(Sampler[Any]):
     """Random permutation of ``range(n)`` seeded by ``seed + epoch``; the next iterator can start at an offset.
 
-    ``len()`` is always the full epoch length (Lightning counts the already-trained batches itself).
+    ``len()`` is always the full epoch length (Lightning counts the already-trained batches itself). ``keyed``:
+    yield ``(epoch, index)`` pairs instead of ``index`` (same order).
     """
 
-    def __init__(self, n: int, seed: int = 0) -> None:
+    def __init__(self, n: int, seed: int = 0, keyed: bool = False) -> None:
         self.n = int(n)
         self.seed = int(seed)
+        self.keyed = bool(keyed)
         self.epoch = 0
         self.start = 0
         """Samples of ``epoch`` to skip on the next ``iter()`` (set by :meth:`load_state_dict`)."""
@@ -45,9 +50,12 @@ class ResumableSampler(Sampler[int]):
         g.manual_seed(self.seed + int(epoch))
         return torch.randperm(self.n, generator=g).tolist()
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[Any]:
         start, self.start = self.start, 0
-        return iter(self.order(self.epoch)[start:])
+        rest = self.order(self.epoch)[start:]
+        if self.keyed:
+            return iter([(self.epoch, i) for i in rest])
+        return iter(rest)
 
     def __len__(self) -> int:
         return self.n
