@@ -18,7 +18,10 @@ class DatasetError(ValueError):
         super().__init__(message)
 
 
-SKIP_HINT = "pass --skip-corrupt (data.skip_corrupt=true) to skip unreadable files and count them"
+SKIP_HINT = (
+    "pass --skip-corrupt (pretraining: data.skip_corrupt=true; transfer suites: skip_corrupt: true)"
+    " to skip unreadable files and count them"
+)
 
 
 class CorruptImageError(DatasetError):
