@@ -329,3 +329,70 @@ def test_reproduction_table(row: dict[str, str]) -> None:
         assert _same(actual, ours), f"{_rel(path)}: {row['key']} is {actual!r}, the table says {ours!r}"
     if row["status"] == "same":
         assert _same(_cell(row["reference value"]), ours), f"'same' but {row['reference value']} != {ours}"
+
+
+# ---- docs/reproduction.md: the E-SSL table (CIFAR-10 and ImageNet), asserted against the configs ---------------
+def _essl_rows() -> list[dict[str, str]]:
+    """The rows between the ``essl-table`` markers of docs/reproduction.md."""
+    text = REPRODUCTION.read_text()
+    block = text.split("<!-- essl-table:start -->")[1].split("<!-- essl-table:end -->")[0]
+    lines = [line.strip() for line in block.splitlines() if line.strip().startswith("|")]
+    assert [c.strip() for c in lines[0].strip("|").split("|")] == COLUMNS
+    rows = []
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert len(cells) == len(COLUMNS), line
+        rows.append(dict(zip(COLUMNS, cells, strict=True)))
+    return rows
+
+
+ESSL_ROWS = _essl_rows()
+ESSL_CONFIGS = [CONFIGS / d / f"{n}.yaml" for d in ("cifar10", "imagenet") for n in ("essl_simclr", "esimclr")]
+
+
+def _essl_configs(setting: str) -> list[Path]:
+    """``cifar10/essl_simclr+esimclr`` -> configs/cifar10/essl_simclr.yaml and configs/cifar10/esimclr.yaml."""
+    folder, names = setting.split("/")
+    paths = [CONFIGS / folder / f"{n}.yaml" for n in names.split("+")]
+    assert all(p in ESSL_CONFIGS for p in paths), setting
+    return paths
+
+
+def _essl_resolve(cfg: PretrainConfig, key: str) -> Any:
+    """Like :func:`_resolve`, plus ``augment.views.N.<field>`` (view N) and ``essl.view.<field>`` (rotation view)."""
+    if key.startswith("augment.views."):
+        _, _, index, name = key.split(".", 3)
+        return getattr(cfg.augment.build().views[int(index)], name)
+    if key.startswith("essl.view."):
+        return cfg.essl.view[key.split(".", 2)[2]]
+    if key.startswith("essl."):
+        return getattr(cfg.essl, key.split(".", 1)[1])
+    return _resolve(cfg, key)
+
+
+def test_essl_table_covers_both_recipes() -> None:
+    """Every E-SSL config has rows for its method, optimiser, schedule, batch, views and (E-SimCLR) rotation view."""
+    per_config: dict[Path, set[str]] = {p: set() for p in ESSL_CONFIGS}
+    for row in ESSL_ROWS:
+        assert row["status"] == "same" or (row["status"].startswith("deviation:") and "option:" in row["status"])
+        for path in _essl_configs(row["setting"]):
+            assert row["key"] not in per_config[path], f"{_rel(path)}: two rows for {row['key']}"
+            per_config[path].add(row["key"])
+    needed = {"method", "model.backbone", "optim.name", "optim.base_lr", "optim.weight_decay", "optim.warmup_epochs",
+              "trainer.batch_size", "trainer.epochs", "trainer.precision", "method_args.temperature",
+              "method_args.proj_dim", "augment.size", "augment.crop_scale"}  # fmt: skip
+    for path, keys in per_config.items():
+        missing = needed - keys
+        assert not missing, f"{_rel(path)}: no row for {sorted(missing)}"
+        if path.stem == "esimclr":
+            assert {"essl.weight", "essl.size", "essl.bottleneck_dim"} <= keys, _rel(path)
+
+
+@pytest.mark.parametrize("row", ESSL_ROWS, ids=lambda r: f"{r['setting']}:{r['key']}")
+def test_essl_reproduction_table(row: dict[str, str]) -> None:
+    ours = _cell(row["our value"])
+    for path in _essl_configs(row["setting"]):
+        actual = _essl_resolve(_load(path), row["key"])
+        assert _same(actual, ours), f"{_rel(path)}: {row['key']} is {actual!r}, the table says {ours!r}"
+    if row["status"] == "same":
+        assert _same(_cell(row["reference value"]), ours), f"'same' but {row['reference value']} != {ours}"
