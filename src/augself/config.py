@@ -30,7 +30,9 @@ class DataConfig:
     name: str = "synthetic"
     """A built-in dataset name (see ``augself.data.registry.DATASETS``) or an ImageFolder path."""
     root: str | None = None
-    split: str = "train"
+    split: str = "auto"
+    """``auto``: ``train`` for built-in / named sets and folders with ``train/``; every image of an un-split folder
+    (pretraining uses no labels, so nothing is held out). Other split names (``train``, ``all``, ...) are used as is."""
     size: int = 32
     """Source size: DataLoader workers decode and bring every image to ``size`` x ``size``."""
     n: int = 20000

@@ -16,7 +16,15 @@ from augself.data.synthetic import TASKS, SyntheticShapes
 from augself.data.transfer_sets import TRANSFER_SETS
 from augself.names import unknown_name_message
 
-__all__ = ["DATASETS", "DEFAULT_ROOT_ENV", "FOLDER_FRACTIONS", "build_dataset", "dataset_info", "use_crop_mode"]
+__all__ = [
+    "DATASETS",
+    "DEFAULT_ROOT_ENV",
+    "FOLDER_FRACTIONS",
+    "build_dataset",
+    "dataset_info",
+    "pretrain_split",
+    "use_crop_mode",
+]
 
 DATASETS: tuple[str, ...] = ("synthetic", *TRANSFER_SETS)
 DEFAULT_ROOT_ENV = "AUGSELF_DATA"  # root of named datasets when ``root`` is not given (else ./data)
@@ -69,6 +77,19 @@ def _folder_dataset(path: Path, split: str, size: int, seed: int, **kw: Any) -> 
     if split not in pick:
         raise DatasetError(f"unknown split {split!r}; valid: {', '.join(pick)}")
     return FileListDataset([full.samples[i] for i in pick[split]], size, full.classes)
+
+
+def pretrain_split(name_or_path: str, split: str) -> str:
+    """Resolve ``data.split: auto`` for pretraining: ``all`` for an un-split image folder, else ``train``.
+
+    An un-split folder (``<path>/<class>/*`` or flat) would otherwise give pretraining only its seeded 70 %
+    ``train`` share; pretraining is unsupervised, so it uses every image. Explicit splits are returned unchanged.
+    """
+    if split != "auto":
+        return split
+    path = Path(name_or_path).expanduser()
+    is_folder = name_or_path not in DATASETS and name_or_path != "synthetic" and path.is_dir()
+    return "all" if is_folder and not (path / "train").is_dir() else "train"
 
 
 def build_dataset(

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from augself.config import ConfigError, PretrainConfig, to_dict, to_yaml
 from augself.data.folder import FileListDataset
-from augself.data.registry import build_dataset, use_crop_mode
+from augself.data.registry import build_dataset, pretrain_split, use_crop_mode
 from augself.models.backbones import save_backbone
 from augself.train.checkpointing import (
     AtomicCheckpointIO,
@@ -247,9 +247,13 @@ def _run(cfg: PretrainConfig, resume: bool, callbacks: list[L.Callback] | None, 
     ensure_writable(out)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     d = cfg.data
-    dataset = build_dataset(d.name, d.split, size=d.size, root=d.root, seed=cfg.seed, **_data_kwargs(cfg))
+    split = pretrain_split(d.name, d.split)
+    dataset = build_dataset(d.name, split, size=d.size, root=d.root, seed=cfg.seed, **_data_kwargs(cfg))
     if len(dataset) == 0:  # type: ignore[arg-type]
-        raise ConfigError(f"dataset {d.name!r} (split {d.split!r}) holds no images")
+        raise ConfigError(f"dataset {d.name!r} (split {split!r}) holds no images")
+    if is_launch_rank_zero():
+        how = " (an un-split folder: every image, data.split=auto)" if d.split == "auto" and split == "all" else ""
+        print(f"data: {len(dataset)} images of {d.name!r}, split {split!r}{how}", flush=True)  # type: ignore[arg-type]
     if cfg.trainer.batch_size > len(dataset):  # type: ignore[arg-type]
         raise ConfigError(
             f"trainer.batch_size={cfg.trainer.batch_size} is larger than the dataset ({len(dataset)} images)"  # type: ignore[arg-type]
