@@ -74,25 +74,16 @@ def load_rgb(path: str | os.PathLike[str], draft_size: int | None = None) -> Ima
     ``FileNotFoundError`` / ``PermissionError`` / ``IsADirectoryError`` pass through unchanged.
     """
     path = str(path)
-    try:
-        with Image.open(path) as im:
-            if getattr(im, "n_frames", 1) > 1:
-                im.seek(0)
-            if draft_size is not None and im.format == "JPEG":
-                w, h = im.size
-                f = max(1, min(w, h) // max(1, draft_size))
-                if f >= 2:
-                    im.draft("RGB", (max(1, w // f), max(1, h // f)))
-            im.load()
-            return to_rgb(im).copy()
-    except (CorruptImageError, FileNotFoundError, PermissionError, IsADirectoryError):
-        raise  # not about the bytes: the CLI reports these as they are
-    except MemoryError as e:  # huge declared size below PIL's decompression-bomb limit, on a small machine
-        raise CorruptImageError(path, "MemoryError: the image is too large to decode in the memory available") from e
-    except Exception as e:  # PIL raises many types on malformed files (OSError, ValueError,
-        # SyntaxError, EOFError, TypeError, struct.error, IndexError, DecompressionBombError, ...): all mean
-        # "cannot be decoded" (found by tests/test_image_fuzz.py)
-        raise CorruptImageError(path, f"{type(e).__name__}: {e}") from e
+    with _decode_errors(path), Image.open(path) as im:
+        if getattr(im, "n_frames", 1) > 1:
+            im.seek(0)
+        if draft_size is not None and im.format == "JPEG":
+            w, h = im.size
+            f = max(1, min(w, h) // max(1, draft_size))
+            if f >= 2:
+                im.draft("RGB", (max(1, w // f), max(1, h // f)))
+        im.load()
+        return to_rgb(im).copy()
 
 
 def crop_box(width: int, height: int, size: int) -> tuple[float, float, float, float]:
@@ -217,12 +208,18 @@ def resized_crops(
 
 @contextlib.contextmanager
 def _decode_errors(path: str) -> Iterator[None]:
-    """Turn what PIL raises on a malformed file into :class:`CorruptImageError` (same rules as :func:`load_rgb`)."""
+    """Turn what PIL raises on a malformed file into :class:`CorruptImageError` naming ``path``.
+
+    Missing, unreadable and directory paths pass through unchanged (not about the bytes: the CLI reports them as
+    they are). PIL raises many types on malformed files (OSError, ValueError, SyntaxError, EOFError, TypeError,
+    struct.error, IndexError, DecompressionBombError, ...: found by tests/test_image_fuzz.py); all mean "cannot be
+    decoded". A MemoryError is a huge declared size below PIL's decompression-bomb limit on a small machine.
+    """
     try:
         yield
     except (CorruptImageError, FileNotFoundError, PermissionError, IsADirectoryError):
         raise
     except MemoryError as e:
         raise CorruptImageError(path, "MemoryError: the image is too large to decode in the memory available") from e
-    except Exception as e:  # PIL raises many types on malformed files (see load_rgb)
+    except Exception as e:
         raise CorruptImageError(path, f"{type(e).__name__}: {e}") from e

@@ -82,15 +82,14 @@ class PretrainModule(L.LightningModule):
     # ---- the step --------------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         # Augmentation in float32 whatever the precision plugin (autocast would give bf16/fp16 pixels)
-        if "views" in batch:  # data.crop=full_image: crops cut from the whole image in the DataLoader
-            device = batch["views"][0].device
-            with torch.autocast(device.type, enabled=False):
-                gen = self.generator(device)
+        cropped = "views" in batch  # data.crop=full_image: crops cut from the whole image in the DataLoader
+        device = batch["views"][0].device if cropped else batch["image"].device
+        with torch.autocast(device.type, enabled=False):
+            gen = self.generator(device)
+            if cropped:
                 views = self.augmenter.forward_cropped(batch["views"], batch["view_crops"], generator=gen)
-        else:
-            images = batch["image"]
-            with torch.autocast(images.device.type, enabled=False):
-                views = self.augmenter(images, batch.get("source_crop"), generator=self.generator(images.device))
+            else:
+                views = self.augmenter(batch["image"], batch.get("source_crop"), generator=gen)
         inputs = [v.image for v in views[: self.n_method_views]]
         if self.cfg.model.channels_last:
             inputs = [x.contiguous(memory_format=torch.channels_last) for x in inputs]
