@@ -1,7 +1,9 @@
 """Shared test set-up: deterministic, small, CPU only."""
 
+import contextlib
 import os
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -49,3 +51,25 @@ def _log_to_current_stderr() -> None:
         for handler in logging.getLogger(name).handlers:
             if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
                 handler.stream = sys.stderr
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: int) -> Iterator[None]:
+    """Raise ``TimeoutError`` in the main thread after ``seconds`` (SIGALRM interrupts Python-level loops)."""
+
+    def fail(*_: object) -> None:
+        raise TimeoutError(f"still running after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.fixture(scope="session")
+def time_limit() -> Callable[[int], contextlib.AbstractContextManager[None]]:
+    """``with time_limit(20): ...`` fails with ``TimeoutError`` instead of hanging the suite."""
+    return _time_limit

@@ -3,13 +3,12 @@ is read once, and a link to a folder elsewhere on disk is still followed."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -53,30 +52,14 @@ def test_link_to_parent_gives_exactly_the_40_images_with_their_labels(tmp_path: 
     assert sum("linked folder" in str(w.message) for w in warned) == 1  # one line, with a count and an example
 
 
-@contextlib.contextmanager
-def _time_limit(seconds: int) -> Iterator[None]:
-    """Raise ``TimeoutError`` in the main thread after ``seconds`` (SIGALRM interrupts the Python-level walk)."""
-
-    def fail(*_: object) -> None:
-        raise TimeoutError(f"still walking after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, fail)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
-def test_two_links_to_dot_terminate(tmp_path: Path) -> None:
+def test_two_links_to_dot_terminate(tmp_path: Path, time_limit: Callable[[int], Any]) -> None:
     """Two links to ``.`` made ``os.walk(followlinks=True)`` run forever; now it ends at once (time-limited)."""
     root = _two_classes(tmp_path / "d")
     for name in ("x", "y"):
         os.symlink(".", root / "a" / name)
     os.symlink(".", root / "loop1")
     os.symlink(".", root / "loop2")
-    with _time_limit(20), warnings.catch_warnings(record=True) as warned:
+    with time_limit(20), warnings.catch_warnings(record=True) as warned:
         warnings.simplefilter("always")
         ds = ImageFolderDataset(root, None, 4)
         flat = find_images(root)

@@ -9,14 +9,13 @@ test instead of stalling the suite.
 
 from __future__ import annotations
 
-import contextlib
 import io
-import signal
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -61,20 +60,6 @@ REAL = _real_images()
 MAGIC = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"BM", b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"II*\x00"]
 
 
-@contextlib.contextmanager
-def _time_limit(seconds: int) -> Iterator[None]:
-    def fail(*_: object) -> None:
-        raise TimeoutError(f"decoding still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, fail)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fuzz")
@@ -86,9 +71,9 @@ def _write(folder: Path, data: bytes, ext: str) -> Path:
     return p
 
 
-def _check_decoder(path: Path) -> None:
+def _check_decoder(path: Path, time_limit: Callable[[int], Any]) -> None:
     """``load_rgb`` and the dataset paths on ``path``: a decoded RGB image or a CorruptImageError naming it."""
-    with _time_limit(30):
+    with time_limit(30):
         try:
             img = load_rgb(path, draft_size=8)
         except CorruptImageError as e:
@@ -110,8 +95,8 @@ def _check_decoder(path: Path) -> None:
 
 @FUZZ
 @given(prefix=st.sampled_from(MAGIC), body=st.binary(max_size=2048), ext=st.sampled_from(IMG_EXTENSIONS))
-def test_random_bytes(folder: Path, prefix: bytes, body: bytes, ext: str) -> None:
-    _check_decoder(_write(folder, prefix + body, ext))
+def test_random_bytes(folder: Path, time_limit: Callable[[int], Any], prefix: bytes, body: bytes, ext: str) -> None:
+    _check_decoder(_write(folder, prefix + body, ext), time_limit)
 
 
 @FUZZ
@@ -128,7 +113,7 @@ def test_random_bytes(folder: Path, prefix: bytes, body: bytes, ext: str) -> Non
 # TypeError("Missing dimensions"), which escaped as a traceback before load_rgb mapped every decode failure
 @example(src=".tif", cut=0.0, flips=[("tail", 8 / 64, 10)], ext=".tif")
 def test_truncated_and_damaged_real_images(
-    folder: Path, src: str, cut: float, flips: list[tuple[str, float, int]], ext: str
+    folder: Path, time_limit: Callable[[int], Any], src: str, cut: float, flips: list[tuple[str, float, int]], ext: str
 ) -> None:
     data = bytearray(REAL[src])
     n = len(data)
@@ -137,7 +122,7 @@ def test_truncated_and_damaged_real_images(
         data[at] = value
     if cut > 0:  # truncate (0: keep the whole file)
         data = data[: int(cut * len(data))]
-    _check_decoder(_write(folder, bytes(data), ext))
+    _check_decoder(_write(folder, bytes(data), ext), time_limit)
 
 
 def test_intact_real_images_decode(folder: Path) -> None:
@@ -169,11 +154,13 @@ def _bmp_header(width: int, height: int) -> bytes:
         (".bmp", _bmp_header(60_000, 60_000)),
     ],
 )
-def test_decompression_bomb_is_a_clear_error_not_a_memory_error(folder: Path, ext: str, data: bytes) -> None:
+def test_decompression_bomb_is_a_clear_error_not_a_memory_error(
+    folder: Path, time_limit: Callable[[int], Any], ext: str, data: bytes
+) -> None:
     path = _write(folder, data, ext)
-    with _time_limit(30), pytest.raises(CorruptImageError, match=r"decompression bomb|DecompressionBomb"):
+    with time_limit(30), pytest.raises(CorruptImageError, match=r"decompression bomb|DecompressionBomb"):
         load_rgb(path)
-    with _time_limit(30):
+    with time_limit(30):
         ds = FileListDataset([(str(path), 0)], size=8, skip_corrupt=True)
     assert len(ds) == 0 and ds.corrupt == [str(path)]
 

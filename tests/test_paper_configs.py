@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -238,10 +239,10 @@ REQUIRED = {
 }  # fmt: skip
 
 
-def _table_rows() -> list[dict[str, str]]:
-    """The rows between the ``reproduction-table`` markers of docs/reproduction.md."""
+def _table_rows(marker: str = "reproduction-table") -> list[dict[str, str]]:
+    """The rows between the ``<marker>:start`` / ``<marker>:end`` comments of docs/reproduction.md."""
     text = REPRODUCTION.read_text()
-    block = text.split("<!-- reproduction-table:start -->")[1].split("<!-- reproduction-table:end -->")[0]
+    block = text.split(f"<!-- {marker}:start -->")[1].split(f"<!-- {marker}:end -->")[0]
     lines = [line.strip() for line in block.splitlines() if line.strip().startswith("|")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     assert header == COLUMNS
@@ -323,30 +324,21 @@ def test_reproduction_table_covers_every_paper_setting() -> None:
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r['setting']}:{r['key']}")
 def test_reproduction_table(row: dict[str, str]) -> None:
+    _check_row(row, _setting_configs(row["setting"]), _resolve)
+
+
+def _check_row(row: dict[str, str], paths: list[Path], resolve: Callable[[PretrainConfig, str], Any]) -> None:
+    """Each config of the row resolves its key to *our value*; a ``same`` row's reference value equals it."""
     ours = _cell(row["our value"])
-    for path in _setting_configs(row["setting"]):
-        actual = _resolve(_load(path), row["key"])
+    for path in paths:
+        actual = resolve(_load(path), row["key"])
         assert _same(actual, ours), f"{_rel(path)}: {row['key']} is {actual!r}, the table says {ours!r}"
     if row["status"] == "same":
         assert _same(_cell(row["reference value"]), ours), f"'same' but {row['reference value']} != {ours}"
 
 
 # ---- docs/reproduction.md: the E-SSL table (CIFAR-10 and ImageNet), asserted against the configs ---------------
-def _essl_rows() -> list[dict[str, str]]:
-    """The rows between the ``essl-table`` markers of docs/reproduction.md."""
-    text = REPRODUCTION.read_text()
-    block = text.split("<!-- essl-table:start -->")[1].split("<!-- essl-table:end -->")[0]
-    lines = [line.strip() for line in block.splitlines() if line.strip().startswith("|")]
-    assert [c.strip() for c in lines[0].strip("|").split("|")] == COLUMNS
-    rows = []
-    for line in lines[2:]:
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        assert len(cells) == len(COLUMNS), line
-        rows.append(dict(zip(COLUMNS, cells, strict=True)))
-    return rows
-
-
-ESSL_ROWS = _essl_rows()
+ESSL_ROWS = _table_rows("essl-table")
 ESSL_CONFIGS = [CONFIGS / d / f"{n}.yaml" for d in ("cifar10", "imagenet") for n in ("essl_simclr", "esimclr")]
 
 
@@ -390,9 +382,4 @@ def test_essl_table_covers_both_recipes() -> None:
 
 @pytest.mark.parametrize("row", ESSL_ROWS, ids=lambda r: f"{r['setting']}:{r['key']}")
 def test_essl_reproduction_table(row: dict[str, str]) -> None:
-    ours = _cell(row["our value"])
-    for path in _essl_configs(row["setting"]):
-        actual = _essl_resolve(_load(path), row["key"])
-        assert _same(actual, ours), f"{_rel(path)}: {row['key']} is {actual!r}, the table says {ours!r}"
-    if row["status"] == "same":
-        assert _same(_cell(row["reference value"]), ours), f"'same' but {row['reference value']} != {ours}"
+    _check_row(row, _essl_configs(row["setting"]), _essl_resolve)
