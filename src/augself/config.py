@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,15 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from augself.augment.config import AugmentConfig, ViewConfig
-from augself.config_checks import check_shapes, check_values, coerce_tuples, convert_value, schema_hints
+from augself.config_checks import (
+    check_shapes,
+    check_values,
+    check_view,
+    coerce_tuples,
+    convert_value,
+    did_you_mean,
+    schema_hints,
+)
 from augself.config_error import ConfigError
 from augself.config_yaml import load_yaml_file, parse_override
 
@@ -83,7 +91,7 @@ class AugmentSection(ViewConfig):
         out = []
         for i, over in enumerate(self.views):
             key = f"augment.views[{i}]"
-            check_shapes({"views": [over]}, AugmentSection, key="augment", view_schema=ViewConfig)
+            check_view(over, ViewConfig, key)
             values = {k: convert_value(v, schema_hints(ViewConfig)[k], f"{key}.{k}") for k, v in dict(over).items()}
             try:
                 view = ViewConfig(**{**base, **values})
@@ -257,10 +265,6 @@ def _load_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
 
 def _schema_fields(full_key: str) -> tuple[str, list[str]]:
     """(parent key, field names under it) for the dotted key of an unknown-key error."""
-    from dataclasses import is_dataclass
-
-    from augself.config_checks import schema_hints
-
     parent, cls = "", PretrainConfig
     for part in full_key.split(".")[:-1]:
         tp = schema_hints(cls).get(part)
@@ -272,13 +276,10 @@ def _schema_fields(full_key: str) -> tuple[str, list[str]]:
 
 def _omegaconf_message(e: OmegaConfBaseException, where: str) -> str:
     """One line for an OmegaConf error, naming the key and where it came from (a file or an override)."""
-    import difflib
-
     key = getattr(e, "full_key", None) or ""
     if isinstance(e, ConfigKeyError) and key:  # the same message under every OmegaConf version
         parent, valid = _schema_fields(key)
-        close = difflib.get_close_matches(key.rsplit(".", 1)[-1], valid, n=1)
-        hint = f" Did you mean {(parent + '.' if parent else '') + close[0]!r}?" if close else ""
+        hint = did_you_mean(key.rsplit(".", 1)[-1], valid, parent + "." if parent else "")
         under = f" in {parent}" if parent else ""
         return f"unknown config key {key!r}{where}; valid keys{under}: {', '.join(valid)}.{hint}"
     lines = str(e).splitlines()
@@ -331,8 +332,6 @@ def _validate(cfg: PretrainConfig) -> None:
         raise ConfigError(f"trainer.log_every_n_steps must be >= 1, got {t.log_every_n_steps}")
     if cfg.trainer.epochs < 1 and cfg.trainer.max_steps <= 0:
         raise ConfigError("trainer.epochs must be >= 1 (or set trainer.max_steps)")
-    if cfg.optim.base_lr <= 0:
-        raise ConfigError(f"optim.base_lr must be > 0, got {cfg.optim.base_lr}")
     check_name(cfg.optim.name, ("sgd", "lars", "adamw"), "optimizer")
     if cfg.augself and len(cfg.augment.views) < 2:
         raise ConfigError("AugSelf needs at least two views (augment.views)")
@@ -341,7 +340,6 @@ def _validate(cfg: PretrainConfig) -> None:
         raise ConfigError(
             f"method_args.queue_size={queue} must be divisible by trainer.batch_size={cfg.trainer.batch_size}"
         )
-    cfg.augment.build()
 
 
 def _literal(value: Any) -> Any:

@@ -65,10 +65,10 @@ def _is_number(value: Any) -> bool:
     return True
 
 
-def _unknown_key(key: str, valid: list[str], where: str) -> ConfigError:
-    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], valid, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return ConfigError(f"unknown key {key!r}{where}; valid keys: {', '.join(valid)}.{hint}")
+def did_you_mean(name: str, valid: list[str], prefix: str = "") -> str:
+    """`` Did you mean 'prefix+closest'?`` for the closest valid name, or ``""`` (the key messages' hint)."""
+    close = difflib.get_close_matches(name, valid, n=1)
+    return f" Did you mean {prefix + close[0]!r}?" if close else ""
 
 
 # ------------------------------------------------------------------------------------------ raw documents
@@ -108,7 +108,7 @@ def _check(value: Any, tp: Any, key: str, where: str, view_schema: type | None) 
         item = typing.get_args(tp)[0]
         for i, v in enumerate(value):
             if key == "augment.views" and view_schema is not None:
-                _check_view(v, view_schema, f"{key}[{i}]", where)
+                check_view(v, view_schema, f"{key}[{i}]", where)
             else:
                 _check(v, item, f"{key}[{i}]", where, view_schema)
     elif origin is dict:
@@ -130,7 +130,8 @@ def _example(key: str) -> str:
     return {"trainer.loggers": "csv, tensorboard", "augment.views": "{blur_p: 1.0}, {blur_p: 0.1}"}.get(key, "...")
 
 
-def _check_view(value: Any, view_schema: type, key: str, where: str) -> None:
+def check_view(value: Any, view_schema: type, key: str, where: str = "") -> None:
+    """One raw ``augment.views`` entry (``key``: ``augment.views[i]``): a mapping of known view settings."""
     if value is None or _is_interpolation(value):
         return
     if not isinstance(value, dict):
@@ -141,7 +142,8 @@ def _check_view(value: Any, view_schema: type, key: str, where: str) -> None:
     valid = [f.name for f in dataclasses.fields(view_schema)]  # type: ignore[arg-type]
     for k in value:
         if k not in valid:
-            raise _unknown_key(f"{key}.{k}", valid, where)
+            hint = did_you_mean(str(k), valid)
+            raise ConfigError(f"unknown key {f'{key}.{k}'!r}{where}; valid keys: {', '.join(valid)}.{hint}")
     _check(value, view_schema, key, where, None)
 
 
@@ -374,8 +376,7 @@ def check_method_args(method: str, args: dict[str, Any]) -> None:
     for name, value in args.items():
         key = f"method_args.{name}"
         if name not in params:
-            close = difflib.get_close_matches(str(name), valid, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(str(name), valid)
             raise ConfigError(f"unknown {key} for method {method!r}; valid keys: {', '.join(valid) or 'none'}.{hint}")
         _check_arg(key, value, hints.get(name))
 
