@@ -142,8 +142,10 @@ class StopOnSignal(L.Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        # every rank takes part in the decision (a signal may reach only one of them) and then in the save
-        if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+        stop = self.received is not None
+        if trainer.world_size > 1:  # all ranks decide together (a signal may reach only one): one all_reduce
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if not stop:
             return
         signum = self.received if self.received is not None else signal.SIGTERM
         step = trainer.global_step

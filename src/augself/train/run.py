@@ -46,7 +46,13 @@ from augself.train.checkpointing import (
     load_checkpoint,
 )
 from augself.train.csv_log import ResumableCSVLogger
-from augself.train.interrupt import StopOnSignal, TrainingInterrupted, preserve_signal_handlers, sigterm_raises
+from augself.train.interrupt import (
+    StopOnSignal,
+    TrainingInterrupted,
+    preserve_signal_handlers,
+    signal_name,
+    sigterm_raises,
+)
 from augself.train.module import NonFiniteLossError, PretrainModule
 from augself.train.monitors import KNNMonitor
 from augself.train.run_folder import RunFolderLock, check_new_run, clear_run, is_launch_rank_zero
@@ -227,8 +233,8 @@ def run_pretrain(
     lock = RunFolderLock(out) if owner else None
     try:
         with sigterm_raises(out / "checkpoints" / "last.ckpt"):
+            ensure_writable(out)
             if lock is not None:
-                ensure_writable(out)
                 lock.acquire()
                 check_new_run(out, resume, overwrite)  # under the lock: a run still writing is reported as busy
             return _run(cfg, resume, callbacks, overwrite=overwrite and owner)
@@ -244,7 +250,6 @@ def _run(cfg: PretrainConfig, resume: bool, callbacks: list[L.Callback] | None, 
     out = Path(cfg.out)
     last = out / "checkpoints" / "last.ckpt"
     ckpt = _load_checkpoint(last) if resume else None
-    ensure_writable(out)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     d = cfg.data
     split = pretrain_split(d.name, d.split)
@@ -326,7 +331,7 @@ def _run(cfg: PretrainConfig, resume: bool, callbacks: list[L.Callback] | None, 
         signum = signal.SIGINT if isinstance(e.__context__, KeyboardInterrupt) else signal.SIGTERM
         raise TrainingInterrupted(
             signum,
-            f"interrupted by {signal.Signals(signum).name} at step {trainer.global_step}; "
+            f"interrupted by {signal_name(signum)} at step {trainer.global_step}; "
             f"{ckpt_cb.describe_last()}; continue with --resume",
         ) from None
     if trainer.is_global_zero:

@@ -65,9 +65,8 @@ def existing_run(out: Path) -> list[str]:
 
 
 def check_new_run(out: Path, resume: bool, overwrite: bool) -> None:
-    """Raise :class:`ConfigError` (one line) if starting this run would silently replace another one's weights."""
-    if resume and overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other (continue the run, or replace it)")
+    """Raise :class:`ConfigError` (one line) if starting this run would silently replace another one's weights
+    (``resume`` together with ``overwrite`` is refused earlier, by :func:`augself.train.run.run_pretrain`)."""
     if resume:
         return
     found = existing_run(out)
