@@ -320,8 +320,20 @@ def _validate(cfg: PretrainConfig) -> None:
         from augself.essl import rotation_view
 
         rotation_view(cfg.augment.build().views[0], cfg.essl)
-    if cfg.data.crop not in ("full_image", "centre_square"):  # augself.data.folder.CROP_MODES
-        raise ConfigError(f"data.crop must be one of full_image, centre_square, got {cfg.data.crop!r}")
+    from augself.data.folder import CROP_MODES
+    from augself.models.backbones import INITS
+    from augself.train.optim import INTERVALS
+    from augself.train.scaling import BATCH_SCOPES
+
+    for key, value, valid in (
+        ("data.crop", cfg.data.crop, CROP_MODES),
+        ("optim.lr_interval", cfg.optim.lr_interval, INTERVALS),
+        ("optim.ema_interval", cfg.optim.ema_interval, INTERVALS),
+        ("trainer.batch_scope", cfg.trainer.batch_scope, BATCH_SCOPES),
+        ("model.init", cfg.model.init, INITS),
+    ):
+        if value not in valid:
+            raise ConfigError(f"{key} must be one of {', '.join(valid)}, got {value!r}")
     if cfg.trainer.batch_size < 2:
         raise ConfigError(f"trainer.batch_size must be >= 2, got {cfg.trainer.batch_size}")
     t = cfg.trainer

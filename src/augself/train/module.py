@@ -11,13 +11,13 @@ from torch import Tensor, nn
 
 from augself.augment.pipeline import Augmenter
 from augself.augself_head import AugSelf
-from augself.config import ConfigError, PretrainConfig, to_dict
+from augself.config import PretrainConfig, to_dict
 from augself.essl import RotationPrediction, rotation_view
 from augself.methods import build_method
 from augself.methods.momentum import ema_update, momentum_at
-from augself.models.backbones import INITS, build_backbone
-from augself.train.optim import INTERVALS, build_optimizer, lr_scheduler_config, param_groups
-from augself.train.scaling import BATCH_SCOPES, batch_plan
+from augself.models.backbones import build_backbone
+from augself.train.optim import build_optimizer, lr_scheduler_config, param_groups
+from augself.train.scaling import batch_plan
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -31,7 +31,6 @@ class PretrainModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters({"config": to_dict(cfg), "num_classes": num_classes})
         self.cfg = cfg
-        _check_options(cfg)
         aug_cfg = cfg.augment.build()
         self.n_method_views = len(aug_cfg.views)
         if cfg.essl.weight > 0:
@@ -153,15 +152,3 @@ class PretrainModule(L.LightningModule):
         epochs = max(1, self.trainer.max_epochs or 1)
         sched = lr_scheduler_config(opt, o.lr_interval, total, epochs, o.warmup_epochs, o.min_lr_ratio)
         return {"optimizer": opt, "lr_scheduler": sched}
-
-
-def _check_options(cfg: PretrainConfig) -> None:
-    """The schedule-granularity, batch-scope and init options name a valid choice (:class:`ConfigError`)."""
-    for key, value, valid in (
-        ("optim.lr_interval", cfg.optim.lr_interval, INTERVALS),
-        ("optim.ema_interval", cfg.optim.ema_interval, INTERVALS),
-        ("trainer.batch_scope", cfg.trainer.batch_scope, BATCH_SCOPES),
-        ("model.init", cfg.model.init, INITS),
-    ):
-        if value not in valid:
-            raise ConfigError(f"{key} must be one of {', '.join(valid)}, got {value!r}")
