@@ -8,10 +8,16 @@ Suite format (relative paths resolve against the suite file's folder)::
       fewshot: {shots: [5], episodes: 2000}
     datasets:
       - name: dtd10-64             # label in the table (default: the folder name)
-        data: ../../../shared/data/dtd10-64   # a dataset name (cifar10, ...) or an image-folder path
+        data: ${oc.env:AUGSELF_DATA,../../../shared/data}/dtd10-64   # a dataset name or an image-folder path
         root: null                 # root of a named dataset (optional)
         protocols: [linear, fewshot]          # or {linear: {wd_grid_size: 45}, fewshot: {shots: [1, 5]}}
         skip_corrupt: false        # per dataset, or once at the top level for all (``--skip-corrupt``: all)
+
+``data`` and ``root`` may name an environment variable as OmegaConf does in the pretraining configs:
+``${oc.env:VAR}`` or ``${oc.env:VAR,default}`` (the default is used when ``VAR`` is unset or empty; a value from
+the environment resolves against the working directory, a default against the suite file's folder), so a suite
+need not depend on where the repository sits. A folder read through such a variable that does not exist gives one
+line naming the variable, what it was set to and the expected layout.
 """
 
 from __future__ import annotations
@@ -75,6 +81,56 @@ def _protocol_map(value: Any, where: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+_ENV_REF = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)(?:,([^}]*))?\}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _EnvRoot:
+    """Where an ``${oc.env:VAR,default}`` reference in a suite led: the variable, its value (``None``: unset, so
+    ``default`` was used) and the folder it names, resolved against the suite file's folder."""
+
+    var: str
+    value: str | None
+    default: str | None
+    folder: Path
+
+    def describe(self) -> str:
+        if self.value is not None:
+            return f"${self.var}={self.value!r}"
+        return f"${self.var} is not set, so the suite's default {self.default!r} (relative to the suite file) was used"
+
+
+def _expand_env(text: str, base: Path, where: str) -> tuple[str, _EnvRoot | None]:
+    """Replace ``${oc.env:VAR}`` / ``${oc.env:VAR,default}`` in ``text`` (OmegaConf's syntax); also return the
+    first reference's folder for error messages. An unset ``VAR`` without a default is a one-line error."""
+    first: list[_EnvRoot] = []
+
+    def sub(m: re.Match[str]) -> str:
+        var, default = m.group(1), m.group(2)
+        value = os.environ.get(var) or None
+        if value is None and default is None:
+            raise ValueError(f"{where}: {m.group(0)} needs the environment variable {var}, which is not set")
+        # a value from the environment is read like any path the user types (against the working directory),
+        # a default written in the suite against the suite file's folder
+        used = str(Path(value).expanduser().resolve()) if value is not None else str(default).strip()
+        if not first:
+            folder = (base / Path(used).expanduser()).resolve()
+            first.append(_EnvRoot(var, value, None if default is None else default.strip(), folder))
+        return used
+
+    out = _ENV_REF.sub(sub, text)
+    return out, (first[0] if first else None)
+
+
+def _missing_root_error(root: _EnvRoot, names: list[str]) -> DatasetError:
+    """One line: the folder an environment variable names does not exist, with what it should hold."""
+    sets = ", ".join(f"{n}/" for n in names)  # e.g. cifar10-small/, dtd10-64/
+    return DatasetError(
+        f"data folder {str(root.folder)!r} does not exist ({root.describe()}); set {root.var} to the folder that "
+        f"holds {sets}, each laid out as <set>/{{train,test}}/<class>/<image> or <set>/<class>/<image>"
+    )
+
+
 def load_suite(suite: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
     """Parse and validate a suite (YAML file or dict) without reading any images.
 
@@ -130,6 +186,7 @@ def _parse_suite(suite: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str,
     datasets = []
     problems: list[tuple[str, DatasetError]] = []
     names: set[str] = set()
+    missing_roots: dict[_EnvRoot, list[str]] = {}
     skip_all = _flag(raw.get("skip_corrupt", False), "transfer suite")
     for i, e in enumerate(entries):
         where = f"transfer suite datasets[{i}]"
@@ -144,10 +201,18 @@ def _parse_suite(suite: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str,
         for p_, s_ in protos.items():
             protos[p_] = {**dict(defaults.get(p_) or {}), **s_}
             protocol_settings(p_, protos[p_])  # validate names / values now
+        spec_data, env_root = _expand_env(str(e["data"]), base, where)
+        root = e.get("root")
+        if isinstance(root, str):
+            root, root_env = _expand_env(root, base, where)
+            env_root = env_root or root_env
+        if env_root is not None and not env_root.folder.is_dir():
+            missing_roots.setdefault(env_root, []).append(str(e.get("name") or Path(spec_data).name))
+            continue
         try:
             data = resolve_data(
-                str(e["data"]),
-                root=e.get("root"),
+                spec_data,
+                root=root,
                 base=base,
                 name=e.get("name"),
                 seed=int(e.get("seed", 0)),
@@ -160,6 +225,8 @@ def _parse_suite(suite: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str,
             raise ValueError(f"{where}: duplicate dataset name {data.name!r} (set 'name')")
         names.add(data.name)
         datasets.append({"name": data.name, "data": data, "protocols": protos, "size": e.get("size")})
+    for env_root, missing in missing_roots.items():
+        problems.append((f"${env_root.var}", _missing_root_error(env_root, missing)))
     return {
         "name": str(raw.get("name", label)),
         "base": str(base),
