@@ -1,4 +1,5 @@
-"""Writers for evaluation outputs: JSON records, the transfer Markdown table and the PNG bar chart.
+"""Writers for evaluation outputs: JSON records, the transfer Markdown table and PNG bar chart, the awareness
+report's Markdown tables and PNG panels.
 
 A *headline* is one scalar per (protocol, metric) taken from an evaluation record (the dict written by
 ``augself eval ...``): linear -> its selection metric (top-1 or mean per-class accuracy), kNN -> top-1,
@@ -12,15 +13,17 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "awareness_markdown",
     "bar_chart",
     "check_replaceable",
     "headlines",
     "markdown_table",
+    "plot_awareness",
     "slug",
     "strict_json",
     "summary_line",
@@ -132,10 +135,11 @@ def summary_line(record: dict[str, Any]) -> str:
     return f"{record['protocol']} on {record['dataset']}: " + ", ".join(parts) + extra
 
 
-def _fmt(v: float | None, ci: float | None = None) -> str:
+def _fmt(v: float | None, ci: float | None = None, digits: int = 2) -> str:
+    """``v`` with ``digits`` decimals (and ``± ci``); ``n/a`` for undefined values (None, NaN, inf)."""
     if v is None or not math.isfinite(v):
         return "n/a"
-    return f"{v:.2f}" + (f" ± {ci:.2f}" if ci is not None and math.isfinite(ci) else "")
+    return f"{v:.{digits}f}" + (f" ± {ci:.{digits}f}" if ci is not None and math.isfinite(ci) else "")
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], runs: Sequence[str]) -> str:
@@ -206,3 +210,108 @@ def bar_chart(
     fig.savefig(p, dpi=120)
     plt.close(fig)
     return p
+
+
+def awareness_markdown(result: Mapping[str, Any]) -> str:
+    """Markdown tables (invariance, predictability) with one column per run."""
+    runs = result["runs"]
+    names = [r["name"] for r in runs]
+    head = "| augmentation | setting | " + " | ".join(names) + " |\n|---|---|" + "---|" * len(names) + "\n"
+    lines = [
+        f"# Awareness report: {result['dataset']} ({result['split']}, {result['n_images']} images, "
+        f"seed {result['seed']})\n",
+        "## Invariance\n",
+        "Mean cosine similarity of f(x) and f(t(x)) / of shuffled pairs f(x_i), f(t(x_j)); in brackets the "
+        "normalised invariance (pos - shuffled) / (1 - shuffled): 1 = invariant, 0 = as far as another image.\n",
+        head.rstrip("\n"),
+    ]
+    first = runs[0]["report"]["invariance"]
+    for aug, rows in first.items():
+        for i, row in enumerate(rows):
+            cells = []
+            for r in runs:
+                rr = r["report"]["invariance"].get(aug, [])
+                if i < len(rr):
+                    x = rr[i]
+                    pos, neg, norm = (_fmt(x[k], digits=3) for k in ("positive", "shuffled", "normalised"))
+                    cells.append(f"{pos} / {neg} ({norm})")
+                else:
+                    cells.append("n/a")
+            lines.append(f"| {aug} | {row['label']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Predictability\n",
+        "Probe on [f(v1), f(v2)] predicting the AugSelf targets on held-out images: R^2 for regression targets "
+        "(0 = chance, 1 = perfect), accuracy % for classes (chance in brackets).\n",
+        "| target | metric | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for aug, e in runs[0]["report"]["predictability"].items():
+        cells = []
+        for r in runs:
+            x = r["report"]["predictability"].get(aug)
+            if x is None:
+                cells.append("n/a")
+            elif x["metric"] == "accuracy":
+                cells.append(f"{_fmt(x['score'], digits=1)} ({_fmt(x['chance'], digits=1)})")
+            else:
+                dims = ", ".join(f"{k.removeprefix('d_')} {_fmt(v, digits=3)}" for k, v in x["per_dim"].items())
+                cells.append(f"{_fmt(x['score'], digits=3)}" + (f" ({dims})" if len(x["per_dim"]) > 1 else ""))
+        metric = "accuracy %" if e["metric"] == "accuracy" else "R^2"
+        lines.append(f"| {aug} ({e['setting']}) | {metric} | " + " | ".join(cells) + " |")
+    lines += ["", "Backbones:", ""]
+    for r in runs:
+        p = r["preprocessing"]
+        lines.append(
+            f"- **{r['name']}**: `{r['backbone']}` (size {p['size']}, mean {p['mean']}, std {p['std']}, "
+            f"preprocessing from {p['source']})"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_awareness(result: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Two panels (normalised invariance per augmentation/strength; predictability per target), runs side by
+    side. Uses the Agg canvas directly (no global matplotlib backend change)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    runs = result["runs"]
+    first = runs[0]["report"]
+    inv_keys = [(a, i, row["label"]) for a, rows in first["invariance"].items() for i, row in enumerate(rows)]
+    pred_keys = list(first["predictability"])
+    fig = Figure(figsize=(max(8.0, 0.55 * (len(inv_keys) + len(pred_keys)) * max(1, len(runs)) / 1.5 + 4), 4.2))
+    FigureCanvasAgg(fig)
+    panels = [fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)] if pred_keys else [fig.add_subplot(1, 1, 1)]
+    width = 0.8 / max(1, len(runs))
+    ax = panels[0]
+    for j, r in enumerate(runs):
+        inv = r["report"]["invariance"]
+        vals = [inv[a][i]["normalised"] if a in inv and i < len(inv[a]) else float("nan") for a, i, _ in inv_keys]
+        ax.bar([k + (j - (len(runs) - 1) / 2) * width for k in range(len(vals))], vals, width, label=r["name"])
+    ax.set_xticks(range(len(inv_keys)), [f"{a}\n{lab}" for a, _, lab in inv_keys], fontsize=7)
+    ax.set_ylabel("normalised invariance")
+    ax.set_title("invariance: (cos pos - cos shuffled) / (1 - cos shuffled)", fontsize=9)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.legend(fontsize=7)
+    if pred_keys:
+        ax = panels[1]
+        for j, r in enumerate(runs):
+            pr = r["report"]["predictability"]
+            vals = []
+            for a in pred_keys:
+                e = pr.get(a)
+                if e is None:
+                    vals.append(float("nan"))
+                elif e["metric"] == "accuracy":  # rescale to [0, 1] above chance, comparable with R^2
+                    c = e["chance"]
+                    vals.append((e["score"] - c) / (100 - c) if c < 100 else float("nan"))
+                else:
+                    vals.append(e["score"])
+            ax.bar([k + (j - (len(runs) - 1) / 2) * width for k in range(len(vals))], vals, width, label=r["name"])
+        ax.set_xticks(range(len(pred_keys)), pred_keys, fontsize=8)
+        ax.set_ylabel("R^2  /  (acc - chance) / (100 - chance)")
+        ax.set_title("predictability of the AugSelf targets", fontsize=9)
+        ax.axhline(0, color="k", lw=0.6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return Path(path)
