@@ -32,8 +32,6 @@ ACCELERATORS: tuple[str, ...] = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 """Lightning's accelerator names (``lightning.pytorch.accelerators.AcceleratorRegistry`` plus ``auto`` / ``gpu``)."""
 SEED_RANGE: tuple[int, int] = (0, 2**32 - 1)
 """``numpy.random.seed`` (and ``L.seed_everything``) accept unsigned 32-bit seeds only."""
-METHOD_MIN_VIEWS: dict[str, int] = {"supervised": 1}
-"""Views a method's loss needs; every other method compares two views (``views[0]``, ``views[1]``)."""
 
 
 # ------------------------------------------------------------------------------------------ type hints of the schema
@@ -210,8 +208,8 @@ def _leaves(value: Any, key: str) -> Iterator[tuple[str, Any]]:
         for f in dataclasses.fields(value):
             yield from _leaves(getattr(value, f.name), f"{key}.{f.name}" if key else f.name)
     elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from _leaves(v, f"{key}.{k}")
+        for k, v in value.items():  # trainer.lightning_args entries are written trainer.<name>
+            yield from _leaves(v, f"trainer.{k}" if key == "trainer.lightning_args" else f"{key}.{k}")
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
             yield from _leaves(v, f"{key}[{i}]")
@@ -251,6 +249,9 @@ def check_values(cfg: Any) -> None:
     _at_least("data.n", d.n, 1)
     _at_least("data.num_workers", d.num_workers, 0)
     _at_least("data.cache_mb", d.cache_mb, 0)
+    from augself.data.imageio import DECODE_MODES
+
+    check_name(d.decode, DECODE_MODES, "data.decode mode")
     if cfg.essl.size is not None:
         _at_least("essl.size", cfg.essl.size, 1)
     _at_least("essl.hidden_dim", cfg.essl.hidden_dim, 1)
@@ -275,6 +276,9 @@ def check_values(cfg: Any) -> None:
     check_name(t.accelerator, ACCELERATORS, "trainer.accelerator")
     parse_devices(t.devices)
     check_strategy_and_precision(t.strategy, t.precision)
+    from augself.trainer_args import check_lightning_args  # trainer.<any other lightning.Trainer argument>
+
+    check_lightning_args(t.lightning_args, [f.name for f in dataclasses.fields(t)])
     m = cfg.monitor
     _at_least("monitor.every_n_epochs", m.every_n_epochs, 0)
     _at_least("monitor.max_samples", m.max_samples, 1)
@@ -287,7 +291,9 @@ def check_values(cfg: Any) -> None:
         for key, value in _leaves(view, f"augment.views[{i}]"):
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{key} must be a finite number, got {value}")
-    need = METHOD_MIN_VIEWS.get(cfg.method, 2)
+    from augself.methods import METHODS
+
+    need = METHODS[cfg.method].views_needed  # the views its loss uses (augself.methods.contract.Method)
     if len(views) < need:
         raise ConfigError(
             f"method {cfg.method!r} needs at least {need} views, augment.views lists {len(views)} "

@@ -1,17 +1,17 @@
 """SSL methods: one file per method, each a pure loss function plus a short ``nn.Module``.
 
 Every method is built as ``METHODS[name](backbone, **kwargs)`` and called as ``method(views, labels)`` ->
-:class:`MethodOutput`. See ``docs/architecture.md`` ("Methods") for the attributes the trainer reads.
+:class:`MethodOutput`. Each subclasses :class:`Method` (:mod:`augself.methods.contract`), whose class attributes
+are the properties the trainer reads.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
-
 from augself.methods.barlow import BarlowTwins, barlow_twins_loss
 from augself.methods.byol import BYOL, byol_loss
+from augself.methods.contract import Method
 from augself.methods.essl_simclr import ESSLSimCLR, essl_info_nce
 from augself.methods.moco import MoCo, moco_loss
 from augself.methods.momentum import ema_update, momentum_at
@@ -24,7 +24,7 @@ from augself.methods.vicreg import VICReg, vicreg_loss
 from augself.models.backbones import Backbone
 from augself.names import unknown_name_message
 
-METHODS: dict[str, type[nn.Module]] = {
+METHODS: dict[str, type[Method]] = {
     "simclr": SimCLR,
     "moco": MoCo,
     "byol": BYOL,
@@ -37,7 +37,7 @@ METHODS: dict[str, type[nn.Module]] = {
 }
 
 
-def build_method(name: str, backbone: Backbone, **kwargs: Any) -> nn.Module:
+def build_method(name: str, backbone: Backbone, **kwargs: Any) -> Method:
     """``METHODS[name](backbone, **kwargs)``; an unknown name raises ``ValueError`` listing the valid ones."""
     if name not in METHODS:
         raise ValueError(unknown_name_message(name, METHODS, "method"))
@@ -49,6 +49,7 @@ __all__ = [
     "METHODS",
     "BarlowTwins",
     "ESSLSimCLR",
+    "Method",
     "MethodOutput",
     "MoCo",
     "SimCLR",

@@ -9,8 +9,9 @@ CPU runs pass smaller ``proj_hidden_dim`` / ``proj_dim``. Under DDP the embeddin
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from augself.methods.contract import Method
 from augself.methods.output import MethodOutput
 from augself.methods.utils import gather_with_grad, normalized_std
 from augself.models.backbones import Backbone
@@ -34,14 +35,8 @@ def barlow_twins_loss(z1: Tensor, z2: Tensor, lambd: float = 5e-3) -> Tensor:
     return on + lambd * off
 
 
-class BarlowTwins(nn.Module):
+class BarlowTwins(Method):
     """Barlow Twins: make the cross-correlation of the two views' embeddings close to the identity."""
-
-    momentum_pairs: tuple[tuple[str, str], ...] = ()
-    momentum: float = 0.0
-    momentum_schedule: str = "const"
-    fixed_lr_modules: tuple[str, ...] = ()
-    views_needed: int = 2
 
     def __init__(
         self,

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
+from augself.methods.contract import Method
 from augself.methods.momentum import make_target
 from augself.methods.output import MethodOutput
 from augself.methods.utils import normalized_std
@@ -30,16 +31,14 @@ def byol_loss(p: Tensor, z: Tensor) -> Tensor:
     return (2 - 2 * (p * z).sum(dim=1)).mean()
 
 
-class BYOL(nn.Module):
+class BYOL(Method):
     """BYOL: online backbone + projector + predictor regress the EMA target's projection of the other view."""
 
-    momentum_pairs: tuple[tuple[str, str], ...] = (
+    momentum_pairs = (
         ("backbone", "momentum_backbone"),
         ("projector", "momentum_projector"),
     )
-    momentum_schedule: str = "cosine"
-    fixed_lr_modules: tuple[str, ...] = ()
-    views_needed: int = 2
+    momentum_schedule = "cosine"
 
     def __init__(
         self,

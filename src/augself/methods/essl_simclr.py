@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
+from augself.methods.contract import Method
 from augself.methods.output import MethodOutput
 from augself.methods.utils import gather_with_grad, normalized_std
 from augself.models.backbones import Backbone
@@ -39,14 +40,8 @@ def essl_info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
     return F.cross_entropy(logits, labels) / 2 + F.cross_entropy(logits.T, labels) / 2
 
 
-class ESSLSimCLR(nn.Module):
+class ESSLSimCLR(Method):
     """E-SSL's SimCLR: backbone + BN projector, cross-view InfoNCE (see the module docstring)."""
-
-    momentum_pairs: tuple[tuple[str, str], ...] = ()
-    momentum: float = 0.0
-    momentum_schedule: str = "const"
-    fixed_lr_modules: tuple[str, ...] = ()
-    views_needed: int = 2
 
     def __init__(
         self,

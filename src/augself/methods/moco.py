@@ -18,8 +18,9 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
+from augself.methods.contract import Method
 from augself.methods.momentum import make_target
 from augself.methods.output import MethodOutput
 from augself.methods.utils import gather_no_grad, normalized_std
@@ -40,16 +41,13 @@ def moco_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float = 0.2) -> 
     return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
 
 
-class MoCo(nn.Module):
+class MoCo(Method):
     """MoCo v2: online backbone + projector, momentum copies of both, and a queue of negatives."""
 
-    momentum_pairs: tuple[tuple[str, str], ...] = (
+    momentum_pairs = (
         ("backbone", "momentum_backbone"),
         ("projector", "momentum_projector"),
     )
-    momentum_schedule: str = "const"
-    fixed_lr_modules: tuple[str, ...] = ()
-    views_needed: int = 2
     queue: Tensor
     queue_ptr: Tensor
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
+from augself.methods.contract import Method
 from augself.methods.output import MethodOutput
 from augself.methods.utils import gather_with_grad, normalized_std
 from augself.models.backbones import Backbone
@@ -29,14 +30,8 @@ def simclr_loss(z1: Tensor, z2: Tensor, temperature: float = 0.2) -> Tensor:
     return F.cross_entropy(logits, targets)
 
 
-class SimCLR(nn.Module):
+class SimCLR(Method):
     """SimCLR: backbone + projector, NT-Xent between the two views."""
-
-    momentum_pairs: tuple[tuple[str, str], ...] = ()
-    momentum: float = 0.0
-    momentum_schedule: str = "const"
-    fixed_lr_modules: tuple[str, ...] = ()
-    views_needed: int = 2
 
     def __init__(
         self,

@@ -11,8 +11,9 @@ stop-gradient on the targets.
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
+from augself.methods.contract import Method
 from augself.methods.output import MethodOutput
 from augself.methods.utils import normalized_std
 from augself.models.backbones import Backbone
@@ -26,14 +27,10 @@ def simsiam_loss(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor) -> Tensor:
     return -(c12 + c21) / 2
 
 
-class SimSiam(nn.Module):
+class SimSiam(Method):
     """SimSiam: backbone + projector + predictor, no negatives, no momentum encoder."""
 
-    momentum_pairs: tuple[tuple[str, str], ...] = ()
-    momentum: float = 0.0
-    momentum_schedule: str = "const"
-    fixed_lr_modules: tuple[str, ...] = ("predictor",)
-    views_needed: int = 2
+    fixed_lr_modules = ("predictor",)
 
     def __init__(
         self,

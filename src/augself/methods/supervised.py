@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from augself.methods.contract import Method
 from augself.methods.output import MethodOutput
 from augself.models.backbones import Backbone
 
@@ -19,14 +20,10 @@ def supervised_loss(logits: list[Tensor], labels: Tensor) -> Tensor:
     return torch.stack([F.cross_entropy(x.float(), labels) for x in logits]).mean()
 
 
-class Supervised(nn.Module):
-    """Backbone + linear classifier trained with labels on all views."""
+class Supervised(Method):
+    """Backbone + linear classifier trained with labels on all views (one view is enough)."""
 
-    momentum_pairs: tuple[tuple[str, str], ...] = ()
-    momentum: float = 0.0
-    momentum_schedule: str = "const"
-    fixed_lr_modules: tuple[str, ...] = ()
-    views_needed: int = 2
+    views_needed = 1
 
     def __init__(self, backbone: Backbone, *, num_classes: int | None = None) -> None:
         super().__init__()

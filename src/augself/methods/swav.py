@@ -13,9 +13,9 @@ that is the default (``assign_reduction="sum"``); SwAV's own code averages over 
 Freezing: the reference drops the prototype gradients while ``engine.state.iteration < 410``
 (``trainers.py`` line 384) and ignite's iteration counter is 1-based, so 409 steps are frozen.
 
-Prototype freezing: the trainer calls :meth:`SwAV.on_after_backward` (alias :meth:`SwAV.on_train_step`) with
-the global step after ``backward``; it drops the prototype gradients while ``step < freeze_prototypes_iters``
-(so the optimizer skips them, weight decay included).
+Prototype freezing: the trainer calls :meth:`SwAV.on_after_backward` (the
+:class:`~augself.methods.contract.Method` hook) with the global step after ``backward``; it drops the prototype
+gradients while ``step < freeze_prototypes_iters`` (so the optimizer skips them, weight decay included).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from augself.methods.contract import Method
 from augself.methods.output import MethodOutput
 from augself.methods.utils import is_distributed, normalized_std
 from augself.models.backbones import Backbone
@@ -86,14 +87,8 @@ def swav_loss(
     return total if assign_reduction == "sum" else total / n_assign
 
 
-class SwAV(nn.Module):
+class SwAV(Method):
     """SwAV: online clustering of projections onto learnable prototypes with swapped prediction."""
-
-    momentum_pairs: tuple[tuple[str, str], ...] = ()
-    momentum: float = 0.0
-    momentum_schedule: str = "const"
-    fixed_lr_modules: tuple[str, ...] = ()
-    views_needed: int = 2
 
     def __init__(
         self,
@@ -135,8 +130,6 @@ class SwAV(nn.Module):
         """Drop the prototype gradients during the first ``freeze_prototypes_iters`` steps."""
         if not self.prototype_grad_enabled(step):
             self.prototypes.weight.grad = None
-
-    on_train_step = on_after_backward
 
     @torch.no_grad()
     def normalize_prototypes(self) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
+from augself.methods.contract import Method
 from augself.methods.output import MethodOutput
 from augself.methods.utils import gather_with_grad, normalized_std
 from augself.models.backbones import Backbone
@@ -47,14 +48,8 @@ def vicreg_loss(
     return sim_weight * t["inv"] + var_weight * t["var"] + cov_weight * t["cov"]
 
 
-class VICReg(nn.Module):
+class VICReg(Method):
     """VICReg: invariance + variance + covariance regularisation of the two views' embeddings."""
-
-    momentum_pairs: tuple[tuple[str, str], ...] = ()
-    momentum: float = 0.0
-    momentum_schedule: str = "const"
-    fixed_lr_modules: tuple[str, ...] = ()
-    views_needed: int = 2
 
     def __init__(
         self,

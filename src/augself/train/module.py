@@ -11,11 +11,12 @@ from torch import Tensor, nn
 
 from augself.augment.pipeline import Augmenter
 from augself.augself_head import AugSelf
-from augself.config import PretrainConfig, to_dict
+from augself.config import ConfigError, PretrainConfig, to_dict
 from augself.essl import RotationPrediction, rotation_view
 from augself.methods import build_method
 from augself.methods.momentum import ema_update, momentum_at
 from augself.models.backbones import build_backbone
+from augself.models.user_backbone import adopt_backbone
 from augself.train.optim import build_optimizer, lr_scheduler_config, param_groups
 from augself.train.scaling import batch_plan
 
@@ -25,9 +26,22 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class PretrainModule(L.LightningModule):
-    """Any method (``cfg.method``) with optional AugSelf heads (``cfg.augself``) and E-SSL (``cfg.essl``)."""
+    """Any method (``cfg.method``) with optional AugSelf heads (``cfg.augself``) and E-SSL (``cfg.essl``).
 
-    def __init__(self, cfg: PretrainConfig, num_classes: int | None = None) -> None:
+    The backbone is ``cfg.model.backbone`` (:func:`build_backbone`), or ``backbone``: any ``nn.Module`` mapping
+    ``(N, 3, S, S)`` images to ``(N, feature_dim)`` features (``feature_dim`` defaults to its ``.dim``; checked
+    once here by :func:`adopt_backbone`). ``cfg.model.channels_last`` and ``cfg.model.compile`` apply to it; the
+    other ``cfg.model`` settings (name, stem, init) describe built-in backbones only.
+    """
+
+    def __init__(
+        self,
+        cfg: PretrainConfig,
+        num_classes: int | None = None,
+        *,
+        backbone: nn.Module | None = None,
+        feature_dim: int | None = None,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters({"config": to_dict(cfg), "num_classes": num_classes})
         self.cfg = cfg
@@ -37,12 +51,17 @@ class PretrainModule(L.LightningModule):
             aug_cfg.views.append(rotation_view(aug_cfg.views[0], cfg.essl))
         self.view_cfgs = aug_cfg.views
         self.augmenter = Augmenter(aug_cfg)
-        backbone = build_backbone(
-            cfg.model.backbone,
-            cifar_stem=cfg.model.cifar_stem,
-            zero_init_residual=cfg.model.zero_init_residual,
-            init=cfg.model.init,
-        )
+        if backbone is not None:
+            backbone = adopt_backbone(backbone, feature_dim, (v.size for v in self.view_cfgs))
+        elif feature_dim is not None:
+            raise ConfigError("feature_dim is only for a user backbone (backbone=...); built-in ones know theirs")
+        else:
+            backbone = build_backbone(
+                cfg.model.backbone,
+                cifar_stem=cfg.model.cifar_stem,
+                zero_init_residual=cfg.model.zero_init_residual,
+                init=cfg.model.init,
+            )
         if cfg.model.channels_last:
             backbone = backbone.to(memory_format=torch.channels_last)
         if cfg.model.compile:
@@ -99,9 +118,8 @@ class PretrainModule(L.LightningModule):
         loss = out.loss
         logs: dict[str, Tensor] = {"loss/method": out.loss.detach(), **out.logs}
         if self.augself is not None:
-            aux, aux_logs = self.augself(
-                out.features[0], out.features[1], views[0].params, views[1].params, self.view_cfgs[0]
-            )
+            # each view's targets use its own settings (the ViewConfig its record carries)
+            aux, aux_logs = self.augself(out.features[0], out.features[1], views[0].params, views[1].params)
             loss = loss + aux
             logs.update(aux_logs)
         if self.essl is not None:
@@ -123,20 +141,17 @@ class PretrainModule(L.LightningModule):
 
     # ---- momentum encoders, method hooks ---------------------------------------------------------------
     def on_after_backward(self) -> None:
-        hook = getattr(self.method, "on_after_backward", None)
-        if hook is not None:
-            hook(self.global_step)
+        self.method.on_after_backward(self.global_step)
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
-        pairs = getattr(self.method, "momentum_pairs", ())
+        pairs = self.method.momentum_pairs
         if pairs:
             if self.cfg.optim.ema_interval == "epoch":  # AugSelf reference, trainers.py line 282
                 position, length = self.current_epoch, max(1, self.trainer.max_epochs or 1)
             else:
                 position, length = self.global_step, max(1, int(self.trainer.estimated_stepping_batches))
-            schedule = getattr(self.method, "momentum_schedule", "const")
-            tau = momentum_at(self.method.momentum, schedule, position, length)
+            tau = momentum_at(self.method.momentum, self.method.momentum_schedule, position, length)
             self.ema_tau = tau
             for online, target in pairs:
                 ema_update(getattr(self.method, online), getattr(self.method, target), tau)
@@ -145,7 +160,7 @@ class PretrainModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         o = self.cfg.optim
         lr = batch_plan(self.cfg.trainer, o.base_lr, o.scale_lr, self.trainer.world_size).lr
-        fixed = tuple(f"method.{m}" for m in getattr(self.method, "fixed_lr_modules", ()))
+        fixed = tuple(f"method.{m}" for m in self.method.fixed_lr_modules)
         groups = param_groups(self, o.weight_decay, o.exclude_norm_bias, fixed)
         opt = build_optimizer(o.name, groups, lr, o.momentum, o.weight_decay, o.betas, o.lars_eta)
         total = max(1, int(self.trainer.estimated_stepping_batches))
