@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import torch
 
-from augself.eval.report import slug
+from augself.eval.naming import slug
 
 __all__ = [
     "DEFAULT_MEAN",
@@ -44,6 +45,8 @@ class Preprocessing:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     source: str  # where it came from (checkpoint metadata / config.yaml / command line / default)
+    overrides: tuple[str, ...] = field(default=(), compare=False)
+    """Given values that differ from the recorded pretraining ones, e.g. ``("size 64 (recorded: 32)",)``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -148,6 +151,7 @@ def read_preprocessing(
         v0 = {**aug, **(views[0] or {})}
         found = {"size": v0.get("size", 32), "mean": v0.get("mean", DEFAULT_MEAN), "std": v0.get("std", DEFAULT_STD)}
         source = f"pretraining config ({cfg_path})"
+    overrides = _disagreements(found, size=size, mean=mean, std=std) if source is not None else ()
     if size is not None:
         found["size"] = size
     if mean is not None:
@@ -168,7 +172,24 @@ def read_preprocessing(
     sz = int(found["size"])
     if sz < 1 or len(m) != len(s) or not all(0 < v < math.inf for v in s) or not all(math.isfinite(v) for v in m):
         raise ValueError(f"invalid preprocessing: size {sz}, mean {m}, std {s}")
-    return Preprocessing(sz, m, s, source), run_dir
+    return Preprocessing(sz, m, s, source, overrides), run_dir
+
+
+def _disagreements(recorded: Mapping[str, Any], **given: Any) -> tuple[str, ...]:
+    """``"size 64 (recorded: 32)"`` for each given value that differs from the recorded one (unparsable: skipped)."""
+    out = []
+    for key, value in given.items():
+        old = recorded.get(key)
+        if value is None or old is None:
+            continue
+        try:
+            same = int(value) == int(old) if key == "size" else _seq(value, key) == _seq(old, key)
+        except (TypeError, ValueError):
+            continue  # an invalid recorded value is reported by the checks below
+        if not same:
+            show = (lambda v: int(v)) if key == "size" else (lambda v: [float(x) for x in v])
+            out.append(f"{key} {show(value)} (recorded: {show(old)})")
+    return tuple(out)
 
 
 def load_for_eval(
@@ -179,19 +200,26 @@ def load_for_eval(
     std: Sequence[float] | None = None,
     label: str | None = None,
 ) -> LoadedBackbone:
-    """Load a backbone file or run directory together with its pretraining preprocessing."""
-    from augself.models import load_backbone
+    """Load a backbone file or run directory together with its pretraining preprocessing (backbone in eval mode).
+
+    ``size`` / ``mean`` / ``std`` default to what ``backbone.pt`` records (else the run's ``config.yaml``); given
+    values that differ from the recorded ones are used, with one ``UserWarning`` line naming the differences.
+    """
+    from augself.models.backbone_info import load_checkpoint_dict
+    from augself.models.backbones import backbone_from_checkpoint
 
     f = backbone_file(path).resolve()
-    try:
-        ckpt = torch.load(f, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle errors, truncated files, ...
-        raise ValueError(f"{f} is not a readable backbone checkpoint ({type(e).__name__}: {str(e)[:200]})") from e
-    if not isinstance(ckpt, dict):
-        raise ValueError(f"{f} is not a backbone checkpoint written by save_backbone")
+    ckpt = load_checkpoint_dict(f)  # ValueError (one line) for an unreadable file or not a backbone.pt
     pre, run_dir = read_preprocessing(f, ckpt=ckpt, size=size, mean=mean, std=std)
+    if pre.overrides:
+        warnings.warn(
+            f"{f}: evaluating with {', '.join(pre.overrides)}, not the pretraining preprocessing recorded in the "
+            f"{pre.source.removesuffix(' with command-line overrides')}",
+            UserWarning,
+            stacklevel=2,
+        )
+    backbone = backbone_from_checkpoint(ckpt, f).eval()
     del ckpt
-    backbone = load_backbone(f)
     return LoadedBackbone(f, run_dir, backbone, pre, label or default_label(f))
 
 

@@ -12,7 +12,11 @@
 
 A trained backbone is exported with :func:`save_backbone` and reloaded with one line::
 
-    backbone = augself.models.load_backbone("run/backbone.pt")   # -> Backbone, features = backbone(x)
+    backbone = augself.models.load_backbone("run/backbone.pt")   # -> Backbone in eval mode, features = backbone(x)
+    backbone.info.size, backbone.info.mean, backbone.info.std      # its pretraining preprocessing (BackboneInfo)
+
+The file layout and its metadata are described in :mod:`augself.models.backbone_info`; ``augself export``
+(:mod:`augself.export`) turns it into a plain torchvision / timm ``state_dict``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from augself.models.backbone_info import FORMAT, BackboneInfo, info_from_checkpoint, load_checkpoint_dict, plain
 from augself.names import unknown_name_message
 
 BACKBONES: tuple[str, ...] = ("resnet18", "resnet50", "small_cnn", "timm:<model_name>")
@@ -43,14 +48,37 @@ class Backbone(nn.Module):
         dim: feature dimension.
         name: the name given to :func:`build_backbone`.
         kwargs: the keyword arguments given to :func:`build_backbone` (stored by :func:`save_backbone`).
+        meta: plain-data metadata written with the weights (preprocessing, decode mode, pretraining config; see
+            :mod:`augself.models.backbone_info`); pretraining fills it, :func:`load_backbone` restores it.
     """
 
-    def __init__(self, net: nn.Module, dim: int, name: str, kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        dim: int,
+        name: str,
+        kwargs: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         self.net = net
         self.dim = int(dim)
         self.name = name
         self.kwargs = dict(kwargs or {})
+        self.meta: dict[str, Any] = dict(meta or {})
+        self.meta_format = FORMAT  # the backbone.pt layout it was read from (1: no metadata); set by load_backbone
+
+    @property
+    def info(self) -> BackboneInfo:
+        """Architecture, preprocessing, decode mode and provenance (:class:`BackboneInfo`); ``None`` where unknown."""
+        ckpt = {
+            "name": self.name,
+            "kwargs": self.kwargs,
+            "dim": self.dim,
+            "format": self.meta_format,
+            "meta": self.meta,
+        }
+        return info_from_checkpoint(ckpt)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x).flatten(1)
@@ -166,30 +194,56 @@ def build_backbone(
     return Backbone(net, dim, name, kwargs)
 
 
-def save_backbone(backbone: Backbone, path: str | os.PathLike) -> None:
-    """Write ``{"name", "kwargs", "state_dict", "dim"}`` to ``path`` (reload with :func:`load_backbone`)."""
+def save_backbone(backbone: Backbone, path: str | os.PathLike, meta: dict[str, Any] | None = None) -> None:
+    """Write ``{"name", "kwargs", "state_dict", "dim", "format", "meta"}`` to ``path`` (:func:`load_backbone`).
+
+    ``meta`` (plain data) is merged over ``backbone.meta``; the augself and torch versions are always recorded.
+    The layout is documented in :mod:`augself.models.backbone_info`; it loads with ``weights_only=True``.
+    """
     if not isinstance(backbone, Backbone):
         raise TypeError(f"save_backbone expects a Backbone (build_backbone), got {type(backbone).__name__}")
+    from augself import __version__
+
+    record = plain({**backbone.meta, **(meta or {})})
+    record.update(augself_version=__version__, torch_version=str(torch.__version__).split("+")[0])
     state = {k.replace("_orig_mod.", ""): v.detach().cpu() for k, v in backbone.state_dict().items()}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    ckpt = {"name": backbone.name, "kwargs": backbone.kwargs, "state_dict": state, "dim": backbone.dim}
+    ckpt = {
+        "name": backbone.name,
+        "kwargs": plain(backbone.kwargs, "kwargs"),
+        "state_dict": state,
+        "dim": backbone.dim,
+        "format": FORMAT,
+        "meta": record,
+    }
     torch.save(ckpt, path)
 
 
 def load_backbone(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu", expect: str | None = None
+    path: str | os.PathLike,
+    map_location: str | torch.device = "cpu",
+    expect: str | None = None,
+    *,
+    train: bool = False,
 ) -> Backbone:
     """Rebuild a backbone written by :func:`save_backbone`: ``load_backbone("run/backbone.pt")``.
 
-    ``expect`` (optional) is the architecture name the caller requires; another one raises ``ValueError``.
+    The module comes back in eval mode (frozen-feature use: BatchNorm uses its running statistics); ``train=True``
+    returns it in training mode (fine-tuning). Its metadata is ``backbone.meta`` / ``backbone.info``
+    (:class:`~augself.models.backbone_info.BackboneInfo`); a file without metadata (older augself) loads with
+    ``info.unknown`` naming what it does not record. ``expect`` (optional) is the architecture name the caller
+    requires; another one raises ``ValueError``.
     """
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(ckpt, dict) or not {"name", "kwargs", "state_dict"} <= set(ckpt):
-        keys = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(
-            f"{path} is not a backbone checkpoint written by save_backbone (expected keys name, kwargs, "
-            f"state_dict; found {keys}). Lightning checkpoints hold the whole module; export the backbone."
-        )
+    backbone = backbone_from_checkpoint(load_checkpoint_dict(path, map_location), path, expect)
+    backbone.train(train)
+    return backbone.to(map_location) if isinstance(map_location, str | torch.device) else backbone
+
+
+def backbone_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike, expect: str | None = None) -> Backbone:
+    """Build the backbone a loaded ``backbone.pt`` dict describes (:func:`load_backbone` without the file read).
+
+    The weights and ``meta`` are restored; the module is left in training mode (as built).
+    """
     if expect is not None and ckpt["name"] != expect:
         raise ValueError(f"{path} holds a {ckpt['name']!r} backbone, but {expect!r} was expected")
     backbone = build_backbone(ckpt["name"], **ckpt["kwargs"])
@@ -200,4 +254,7 @@ def load_backbone(
             f"{path}: the weights do not fit a {ckpt['name']!r} backbone built with {ckpt['kwargs']} "
             f"(different architecture or a corrupted file): {str(e)[:500]}"
         ) from e
-    return backbone.to(map_location) if isinstance(map_location, str | torch.device) else backbone
+    if isinstance(ckpt.get("meta"), dict):
+        backbone.meta = dict(ckpt["meta"])
+    backbone.meta_format = int(ckpt.get("format", 1))
+    return backbone

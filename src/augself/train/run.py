@@ -6,7 +6,6 @@ Run directory layout::
     <out>/checkpoints/last.ckpt latest checkpoint (plus epoch=N.ckpt every N epochs), written atomically
     <out>/metrics.csv           CSV log (TensorBoard / W&B when asked)
     <out>/backbone.pt           plain backbone: ``augself.load_backbone(path)``
-    <out>/curves.png            training curves (losses per term, lr, accuracies), also ``augself plot RUN...``
 
 Fault tolerance (see :mod:`augself.train.checkpointing`): ``last.ckpt`` is written at step boundaries through a
 temporary file + ``os.replace``; it holds the weights (with EMA targets and MoCo queue), optimizer, scheduler,
@@ -17,18 +16,15 @@ metrics, so ``--resume`` after a ``kill -9`` continues exactly (on CPU: a bit-id
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
 from lightning.pytorch.loggers import Logger
 from torch.utils.data import DataLoader, Dataset
@@ -63,7 +59,6 @@ from augself.train.run_folder import RunFolderLock, check_new_run, clear_run, is
 from augself.train.sampler import ResumableDataLoader, ResumableSampler
 from augself.train.scaling import batch_plan
 from augself.train.sync_bn import SyncBatchNormPlugin
-from augself.trainer_args import lightning_message
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +163,7 @@ def build_trainer(
     loggers = _loggers(cfg, out, resume_step, keep_rows)
     if loggers:
         extra.append(LearningRateMonitor(logging_interval="step"))
-    kwargs: dict[str, Any] = dict(
+    return L.Trainer(
         default_root_dir=out,
         max_epochs=t.epochs,
         max_steps=t.max_steps,
@@ -189,25 +184,6 @@ def build_trainer(
         deterministic=t.deterministic,
         use_distributed_sampler=True,
     )
-    if not t.lightning_args:
-        return L.Trainer(**kwargs)
-    # trainer.<name>: other Trainer arguments (augself.trainer_args; none of those set above but enable_model_summary)
-    try:
-        return L.Trainer(**{**kwargs, **t.lightning_args})
-    except (MisconfigurationException, ValueError, TypeError) as e:  # a combination the dry run could not see
-        given = ", ".join(f"trainer.{k}={v!r}" for k, v in t.lightning_args.items())
-        raise ConfigError(f"trainer settings rejected by Lightning (with {given}): {lightning_message(e)}") from None
-
-
-def log_interval(requested: int, batches: int, lightning_args: dict[str, Any]) -> int:
-    """``trainer.log_every_n_steps`` capped to the batches of one epoch on one device (``batches``, after
-    ``limit_train_batches``), so that a short epoch still logs and Lightning does not warn about it."""
-    limit = lightning_args.get("limit_train_batches")
-    if isinstance(limit, float):
-        batches = int(batches * limit)
-    elif isinstance(limit, int) and not isinstance(limit, bool):
-        batches = min(batches, limit)
-    return max(1, min(requested, batches)) if batches >= 1 else requested
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
@@ -229,18 +205,9 @@ def _callback_state(ckpt: dict[str, Any], cls: type) -> dict[str, Any]:
 
 
 def run_pretrain(
-    cfg: PretrainConfig,
-    resume: bool = False,
-    callbacks: list[L.Callback] | None = None,
-    overwrite: bool = False,
-    *,
-    backbone: torch.nn.Module | None = None,
-    feature_dim: int | None = None,
+    cfg: PretrainConfig, resume: bool = False, callbacks: list[L.Callback] | None = None, overwrite: bool = False
 ) -> Path:
     """Pretrain according to ``cfg``; with ``resume`` continue from ``<out>/checkpoints/last.ckpt``.
-
-    ``backbone`` / ``feature_dim``: pretrain your own ``nn.Module`` instead of ``cfg.model.backbone`` (see
-    :class:`PretrainModule`; ``--resume`` needs the same module again).
 
     ``callbacks`` are extra Lightning callbacks (e.g. early stopping, custom logging). A folder that holds
     another run's weights (``backbone.pt``, ``config.yaml``, ``checkpoints/*.ckpt``) is only replaced with
@@ -256,9 +223,6 @@ def run_pretrain(
     from augself.preflight import preflight
 
     preflight(cfg)  # every check that needs no file (config, devices, optional packages): before the folder exists
-    smoke = _smoke_test_folder(cfg, resume)  # trainer.fast_dev_run: a temporary folder, cfg.out stays untouched
-    if smoke is not None:
-        cfg = dataclasses.replace(cfg, out=smoke.name)
     out = Path(cfg.out)
     owner = is_launch_rank_zero()  # DDP: the other ranks neither lock nor check (rank 0 writes the folder)
     if resume and overwrite:
@@ -273,42 +237,16 @@ def run_pretrain(
             if lock is not None:
                 lock.acquire()
                 check_new_run(out, resume, overwrite)  # under the lock: a run still writing is reported as busy
-            return _run(cfg, resume, callbacks, overwrite and owner, backbone, feature_dim)
+            return _run(cfg, resume, callbacks, overwrite=overwrite and owner)
     finally:
         if lock is not None:
             lock.release()
         if created:
             with contextlib.suppress(OSError):
                 out.rmdir()  # only when nothing was written (a user error before the run started)
-        if smoke is not None:
-            smoke.cleanup()
 
 
-def _smoke_test_folder(cfg: PretrainConfig, resume: bool) -> tempfile.TemporaryDirectory[str] | None:
-    """With ``trainer.fast_dev_run`` (Lightning's smoke test: a few batches, no loggers) the run happens in a
-    temporary folder removed afterwards, so no ``config.yaml`` / ``last.ckpt`` / ``backbone.pt`` of a 1-step run
-    can pass for a finished one; ``cfg.out`` is neither created nor changed."""
-    if not is_fast_dev_run(cfg):
-        return None
-    if resume:
-        raise ConfigError("trainer.fast_dev_run is a smoke test in a temporary folder and cannot --resume; drop one")
-    return tempfile.TemporaryDirectory(prefix="augself-fast-dev-run-")
-
-
-def is_fast_dev_run(cfg: PretrainConfig) -> bool:
-    """``trainer.fast_dev_run`` is on (true or a number of batches >= 1)."""
-    value = cfg.trainer.lightning_args.get("fast_dev_run", False)
-    return value is True or (not isinstance(value, bool) and isinstance(value, int) and value > 0)
-
-
-def _run(
-    cfg: PretrainConfig,
-    resume: bool,
-    callbacks: list[L.Callback] | None,
-    overwrite: bool,
-    backbone: torch.nn.Module | None = None,
-    feature_dim: int | None = None,
-) -> Path:
+def _run(cfg: PretrainConfig, resume: bool, callbacks: list[L.Callback] | None, overwrite: bool) -> Path:
     out = Path(cfg.out)
     last = out / "checkpoints" / "last.ckpt"
     ckpt = _load_checkpoint(last) if resume else None
@@ -336,7 +274,7 @@ def _run(
         rows = _callback_state(ckpt, ResumableCheckpoint).get("csv_rows")
         keep_rows = int(rows) if rows is not None else None
         del ckpt
-    module = PretrainModule(cfg, num_classes, backbone=backbone, feature_dim=feature_dim)
+    module = PretrainModule(cfg, num_classes)
     dataset = use_crop_mode(dataset, d.crop, module.view_cfgs, d.reduced_decode, seed=cfg.seed)
     check_free_space(out, 2 * checkpoint_bytes(module))
 
@@ -360,10 +298,6 @@ def _run(
     plan = batch_plan(cfg.trainer, cfg.optim.base_lr, cfg.optim.scale_lr, trainer.world_size)
     if trainer.is_global_zero:
         print(plan.describe(), flush=True)  # one line per run: the batch and lr actually used
-    per_rank = -(-len(dataset) // trainer.world_size)  # type: ignore[arg-type]  # DistributedSampler: ceil
-    trainer.log_every_n_steps = log_interval(
-        cfg.trainer.log_every_n_steps, per_rank // plan.per_device, cfg.trainer.lightning_args
-    )
     if overwrite:
         clear_run(out)
     (out / "config.yaml").write_text(to_yaml(cfg))
@@ -402,20 +336,7 @@ def _run(
         ) from None
     if trainer.is_global_zero:
         _export_backbone(module.method.backbone, out / "backbone.pt", ckpt_cb, cfg, module.view_cfgs)
-        if "csv" in cfg.trainer.loggers:
-            _draw_curves(out)
     return out
-
-
-def _draw_curves(out: Path) -> None:
-    """``<out>/curves.png`` (:mod:`augself.train.curves`); the run is complete by now, so a failure is one warning."""
-    try:
-        from augself.train.curves import write_curves
-
-        write_curves([out], out / "curves.png")
-    except Exception as e:  # any failure: a plot must never fail or lose a finished run
-        why = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
-        log.warning("training curves not drawn (the run itself is complete): %s", why)
 
 
 def _export_backbone(
