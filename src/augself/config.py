@@ -58,9 +58,15 @@ class DataConfig:
     for training. ``centre_square``: resize the short side to ``size`` and keep the centred square, crop on the
     device; it never reaches the sides of a non-square image, but equals ``full_image`` on square images (folders
     of CIFAR-like images) and allows the cache. CIFAR / STL-10 / synthetic (fixed-size) always crop on the device."""
+    decode: str = "exact"
+    """``exact`` (default; what the reference's torchvision loaders do: PIL ``Image.open`` + ``convert("RGB")``, every
+    pixel decoded) or ``draft``: JPEGs decoded at 1/2, 1/4 or 1/8 scale (libjpeg DCT scaling) where the result still
+    covers the needed size (``full_image``: every view's box keeps its output size; ``centre_square``: the short side
+    stays >= ``size``). Faster on large photos, different pixels (``docs/preprocessing.md``). Evaluation always
+    decodes exactly."""
     reduced_decode: bool = False
-    """``full_image``: decode a JPEG at 1/2, 1/4 or 1/8 scale (DCT scaling) when every view's crop keeps at least
-    its output size there; faster on large photos, pixels differ slightly (``benchmarks/loader_throughput.py``)."""
+    """Deprecated spelling of ``decode: draft`` (``true`` turns a default ``decode: exact`` into ``draft``); validation
+    keeps it equal to ``decode == "draft"``."""
 
 
 @dataclass
@@ -316,6 +322,9 @@ def _validate(cfg: PretrainConfig) -> None:
     if not (cfg.essl.weight >= 0 and math.isfinite(cfg.essl.weight)):
         raise ConfigError(f"essl.weight must be a finite number >= 0, got {cfg.essl.weight}")
     check_values(cfg)  # finite numbers, ranges, method_args, views, trainer names (augself.config_checks)
+    if cfg.data.reduced_decode and cfg.data.decode == "exact":  # the old flag: true meant draft decoding
+        cfg.data.decode = "draft"
+    cfg.data.reduced_decode = cfg.data.decode == "draft"
     if cfg.essl.weight > 0:
         from augself.essl import rotation_view
 
