@@ -18,14 +18,23 @@ per-round ratios to torchvision. Two measures: wall-clock images/s divided by th
 second of the workers' own CPU time (``/proc/<pid>/stat``; independent of other load on a shared machine).
 Target: ours >= 1.5x torchvision per worker at 224 px with 2 views.
 
-``--reduced`` adds ours with ``reduced_decode=True`` (JPEG DCT scaling when every view keeps >= its output size)
+``--reduced`` adds ours with ``data.decode: draft`` (JPEG DCT scaling when every view keeps >= its output size)
 and an in-process check: how often reduced decoding applies, its speed per image, and the pixel difference to a
 full decode of the same region (mean / max over all views), at ``--size`` and at 96 px (the STL-10 view size).
+
+``--decode`` prints the pretraining loader with ``data.decode: exact`` (the default) and ``draft`` side by side,
+for both ``data.crop`` modes (``full_image``: 2 views; ``centre_square``: one ``size``-px image per file, what the
+device crop then reads), interleaved over ``--rounds``: images per second per worker (wall clock and worker CPU
+time) and the draft / exact ratio; then the pixel difference of the ``centre_square`` image (the evaluation
+preprocessing when exact) to torchvision's ``Resize(size)`` + ``CenterCrop(size)`` on the fully decoded image:
+mean over images of the per-image mean absolute difference, the worst image's mean, and the largest single
+difference, in grey levels (/255). ``--folder`` reads an existing image folder instead of generating photos.
 
 Usage::
 
     python benchmarks/loader_throughput.py                      # 300 photos, 224 px, workers 1 and 2
     python benchmarks/loader_throughput.py --images 600 --rounds 5 --reduced
+    python benchmarks/loader_throughput.py --folder ../shared/data/dtd10-64 --size 32 --decode --no-loader
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ from torch.utils.data import DataLoader, Dataset
 from augself.augment.config import ViewConfig
 from augself.data.folder import FileListDataset, find_images
 from augself.data.imageio import draft_factor, resized_crops
+from augself.data.registry import use_crop_mode
 
 
 def pink_photo(w: int, h: int, rng: np.random.Generator) -> Image.Image:
@@ -95,9 +105,13 @@ def build(kind: str, root: Path, size: int, views: int) -> Dataset:
     if kind == "torchvision":
         tf = T.Compose([T.RandomResizedCrop(size, scale=(0.2, 1.0)), T.ToTensor()])
         return torchvision.datasets.ImageFolder(str(root), transform=MultiView(tf, views))
-    samples = [(p, int(Path(p).parent.name[1:])) for p in find_images(root)]
+    return pretrain_set(find_images(root), size, views, "full_image", "draft" if kind == "ours-reduced" else "exact")
+
+
+def pretrain_set(paths: list[str], size: int, views: int, crop: str, decode: str) -> Dataset:
+    """What ``augself pretrain`` reads from an image folder with ``data.crop`` / ``data.decode`` (``run.py``)."""
     cfgs = [ViewConfig(size=size, crop_scale=(0.2, 1.0))] * views
-    return FileListDataset(samples, size).use_full_image_crops(cfgs, reduced_decode=kind == "ours-reduced")
+    return use_crop_mode(FileListDataset([(str(p), 0) for p in paths], size), crop, cfgs, decode)
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -128,6 +142,51 @@ def images_per_second(dataset: Dataset, workers: int, batch: int) -> tuple[float
     wall, cpu = time.perf_counter() - start, _cpu_seconds(pids) - cpu0
     del it, loader
     return n / wall, n / max(cpu, 1e-9)
+
+
+def decode_table(paths: list[Path], size: int, workers: list[int], batch: int, rounds: int) -> None:
+    """``data.decode`` exact vs draft through the pretraining DataLoader, both crop modes, interleaved rounds."""
+    print(
+        f"\ndata.decode exact vs draft, pretraining loader ({len(paths)} images, {size} px, batch {batch}; "
+        f"median of {rounds} interleaved rounds; ratio = draft / exact, median of per-round ratios):"
+    )
+    print(f"{'data.crop':<15}{'workers':>8}{'exact img/s/w':>15}{'draft img/s/w':>15}{'ratio':>8}{'CPU ratio':>11}")
+    for crop, views in (("full_image", 2), ("centre_square", 1)):
+        for w in workers:
+            runs: dict[str, list[tuple[float, float]]] = {"exact": [], "draft": []}
+            for _ in range(rounds):
+                for decode in runs:
+                    ds = pretrain_set(paths, size, views, crop, decode)  # type: ignore[arg-type]
+                    wall, cpu = images_per_second(ds, w, batch)
+                    runs[decode].append((wall / max(w, 1), cpu))
+            ex, dr = runs["exact"], runs["draft"]
+            ratio = statistics.median(d[0] / e[0] for d, e in zip(dr, ex, strict=True))
+            cpu_ratio = statistics.median(d[1] / e[1] for d, e in zip(dr, ex, strict=True))
+            print(
+                f"{crop:<15}{w:>8}{statistics.median(e[0] for e in ex):>15.0f}"
+                f"{statistics.median(d[0] for d in dr):>15.0f}{ratio:>7.2f}x{cpu_ratio:>10.2f}x"
+            )
+
+
+def torchvision_pixel_check(paths: list[Path], size: int) -> None:
+    """``centre_square`` images (exact and draft decode) against torchvision ``Resize + CenterCrop`` (grey levels)."""
+    tv = T.Compose([T.Resize(size), T.CenterCrop(size), T.PILToTensor()])
+    sets = {d: pretrain_set(paths, size, 1, "centre_square", d) for d in ("exact", "draft")}
+    diffs: dict[str, list[float]] = {d: [] for d in sets}
+    worst = dict.fromkeys(sets, 0.0)
+    for i, p in enumerate(paths):
+        with open(p, "rb") as f:
+            ref = tv(Image.open(f).convert("RGB")).float()
+        for d, ds in sets.items():
+            diff = (ds[i]["image"].float() - ref).abs()
+            diffs[d].append(float(diff.mean()))
+            worst[d] = max(worst[d], float(diff.max()))
+    print(f"\ncentre_square image vs torchvision Resize({size}) + CenterCrop({size}), grey levels (/255):")
+    for d in sets:
+        print(
+            f"  decode {d:<6} mean {statistics.fmean(diffs[d]):.2f}, worst image {max(diffs[d]):.1f}, "
+            f"largest {worst[d]:.0f}"
+        )
 
 
 def reduced_check(paths: list[Path], size: int, n_views: int = 2) -> dict[str, float]:
@@ -178,12 +237,14 @@ def reduced_check(paths: list[Path], size: int, n_views: int = 2) -> dict[str, f
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--images", type=int, default=300)
+    p.add_argument("--images", type=int, help="generated photos (default 300) / a seeded subset of --folder (all)")
     p.add_argument("--size", type=int, default=224, help="view size (px)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--reduced", action="store_true", help="also ours with reduced_decode=True (+ its pixel check)")
+    p.add_argument("--reduced", action="store_true", help="also ours with data.decode=draft (+ its pixel check)")
+    p.add_argument("--decode", action="store_true", help="data.decode exact vs draft side by side (+ pixel check)")
+    p.add_argument("--folder", type=Path, help="read this image folder (recursively) instead of generated photos")
     p.add_argument("--no-loader", action="store_true", help="skip the DataLoader comparison (only --reduced's check)")
     p.add_argument("--photo-sizes", default="500x375,375x500", help="comma-separated WxH of the generated photos")
     args = p.parse_args()
@@ -195,11 +256,20 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "photos"
-        paths = make_photos(root, args.images, sizes)  # type: ignore[arg-type]
+        if args.folder is not None:
+            root = args.folder
+            paths = [Path(q) for q in find_images(root)]
+            if args.images is not None and args.images < len(paths):
+                keep = np.random.default_rng(0).choice(len(paths), args.images, replace=False)
+                paths = [paths[i] for i in sorted(keep)]
+            what = f"images of {root}"
+        else:
+            root = Path(tmp) / "photos"
+            paths = make_photos(root, args.images or 300, sizes)  # type: ignore[arg-type]
+            what = f"JPEG photos {args.photo_sizes} q90"
         kb = statistics.fmean(q.stat().st_size for q in paths) / 1024
         print(
-            f"{len(paths)} JPEG photos {args.photo_sizes} q90, mean {kb:.0f} kB; view {args.size} px, "
+            f"{len(paths)} {what}, mean {kb:.0f} kB; view {args.size} px, "
             f"batch {args.batch}, {args.rounds} interleaved rounds (median)"
         )
         wall: dict[tuple[str, int, int], list[float]] = {}
@@ -225,11 +295,14 @@ def main() -> None:
                         ratio = statistics.median(m / r for m, r in zip(mine, ref, strict=True))
                         row += f"{statistics.median(mine):>{14 if table is wall else 11}.1f}{ratio:>7.2f}x"
                     print(row)
+        if args.decode:
+            decode_table(paths, args.size, args.workers, args.batch, args.rounds)
+            torchvision_pixel_check(paths, args.size)
         if args.reduced:
             torch.set_num_threads(1)
             print(
-                "\nreduced_decode, in process (1 thread, 2 views; pixel difference to a full decode of the same "
-                "snapped region, grey levels 0-255):"
+                "\ndata.decode=draft (full_image), in process (1 thread, 2 views; pixel difference to a full decode "
+                "of the same snapped region, grey levels 0-255):"
             )
             for size in dict.fromkeys((args.size, 96)):
                 r = reduced_check(paths, size)

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from augself.augment.config import ViewConfig
 from augself.augment.sample import CROP_TRIES, random_resized_crop_box
 from augself.data.errors import CorruptImageError, DatasetError
-from augself.data.imageio import Box, is_image_file, load_rgb, resized_crops, to_source
+from augself.data.imageio import Box, decode_mode, is_image_file, load_rgb, resized_crops, to_source
 from augself.data.walk import WalkGuard, list_class_dirs, walk_files
 
 __all__ = [
@@ -80,8 +80,13 @@ class FileListDataset(Dataset):
     """Dataset over ``samples = [(path, label), ...]`` returning dict samples; two crop modes (:data:`CROP_MODES`).
 
     ``centre_square`` (default; evaluation preprocessing): ``{"image", "label", "source_crop"}`` where ``image`` is
-    uint8 (3, size, size), the short side resized to ``size`` (bilinear, antialiased) and centre-cropped, and
-    ``source_crop`` the kept region [top, left, h, w] as fractions of the original image.
+    uint8 (3, size, size), exactly torchvision's ``Resize(size, interpolation)`` + ``CenterCrop(size)`` of the
+    decoded image (:func:`~augself.data.imageio.to_source`; ``interpolation`` default bilinear, torchvision's
+    default), and ``source_crop`` the kept region [top, left, h, w] as fractions of the original image.
+
+    ``decode`` (:data:`~augself.data.imageio.DECODE_MODES`): ``exact`` (default) decodes every pixel, as
+    torchvision's loaders do; ``draft`` lets JPEGs decode at a reduced scale (faster, different pixels; pretraining
+    only, ``data.decode: draft``).
 
     ``full_image`` (after :meth:`use_full_image_crops`; the reference's pretraining input, ``RandomResizedCrop`` on
     the whole decoded image, AugSelf ``datasets.py``): ``{"views", "view_crops", "label"}`` where ``views[v]`` is
@@ -105,6 +110,8 @@ class FileListDataset(Dataset):
         classes: Sequence[str] = (),
         skip_corrupt: bool = False,
         num_scan_threads: int = 2,
+        decode: str = "exact",
+        interpolation: str = "bilinear",
     ) -> None:
         if size <= 0:
             raise ValueError(f"size must be positive, got {size}")
@@ -115,24 +122,30 @@ class FileListDataset(Dataset):
         self.corrupt: list[str] = []
         self.crop: str = "centre_square"
         self.crop_views: list[ViewConfig] = []
-        self.reduced_decode = False
+        self.decode = decode_mode(decode)
+        self.interpolation = interpolation
         self.crop_seed = 0
         self.keyed_by_epoch = False
         """Whether ``__getitem__`` wants ``(epoch, index)`` keys (set by :meth:`use_full_image_crops`)."""
         if skip_corrupt:
             self.scan_corrupt(num_threads=num_scan_threads)
 
-    def use_full_image_crops(
-        self, views: Sequence[ViewConfig], reduced_decode: bool = False, seed: int = 0
-    ) -> FileListDataset:
+    def use_decode(self, decode: str | bool) -> FileListDataset:
+        """Set the decode mode (``exact`` / ``draft``; ``True`` / ``False`` as the old ``reduced_decode``).
+        Returns ``self``."""
+        self.decode = decode_mode(decode)
+        return self
+
+    def use_full_image_crops(self, views: Sequence[ViewConfig], seed: int = 0) -> FileListDataset:
         """Switch to ``full_image`` samples: one random resized crop of the whole image per view config (its
-        ``size``, ``crop_scale`` and ``crop_ratio``); ``reduced_decode`` allows JPEG DCT-scaled decoding; ``seed``
-        (the run seed) keys the crops of ``(epoch, index)`` samples (:func:`crop_seed`). Returns ``self``."""
+        ``size``, ``crop_scale`` and ``crop_ratio``); ``seed`` (the run seed) keys the crops of ``(epoch, index)``
+        samples (:func:`crop_seed`). With ``decode == "draft"`` JPEGs decode at a reduced scale where every view's
+        box keeps at least its output size (:func:`~augself.data.imageio.resized_crops`). Returns ``self``."""
         if not views:
             raise ValueError("full_image crops need at least one view")
         for v in views:
             v.validate()
-        self.crop, self.crop_views, self.reduced_decode = "full_image", list(views), bool(reduced_decode)
+        self.crop, self.crop_views = "full_image", list(views)
         self.crop_seed, self.keyed_by_epoch = int(seed), True
         return self
 
@@ -158,10 +171,11 @@ class FileListDataset(Dataset):
                 path,
                 lambda h, w: self._sample_boxes(h, w, gen),
                 [v.size for v in self.crop_views],
-                reduced_decode=self.reduced_decode,
+                reduced_decode=self.decode == "draft",
             )
             return {"views": views, "view_crops": crops, "label": label}
-        image, crop = to_source(load_rgb(path, draft_size=self.size), self.size)
+        img = load_rgb(path, draft_size=self.size if self.decode == "draft" else None)
+        image, crop = to_source(img, self.size, self.interpolation)
         return {"image": image, "label": label, "source_crop": crop}
 
     def _sample_boxes(self, height: int, width: int, generator: torch.Generator | None = None) -> list[Box]:
@@ -177,7 +191,8 @@ class FileListDataset(Dataset):
     def scan_corrupt(self, num_threads: int = 2) -> int:
         """Decode every file upfront and drop those that fail; returns (and warns with) the count.
 
-        A full decode is used because PIL's ``verify()`` does not notice truncated JPEGs.
+        A decode is used because PIL's ``verify()`` does not notice truncated JPEGs (JPEGs at 1/8 scale: libjpeg still
+        entropy-decodes every block, so a truncated or garbled file fails as in a full decode, in less time).
         The dropped paths are kept in ``self.corrupt``.
         """
 

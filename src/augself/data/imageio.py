@@ -12,6 +12,10 @@ Conversion rules of :func:`load_rgb` (every PIL mode ends as 8-bit ``RGB``):
 * Animated images (GIF/WebP): the first frame.
 
 Orientation metadata (EXIF) is ignored, like torchvision.
+
+Bringing an image to ``size`` x ``size`` (:func:`to_source`, evaluation and ``data.crop: centre_square``) is
+torchvision's ``Resize(size)`` + ``CenterCrop(size)`` on the PIL image, pixel for pixel; ``docs/preprocessing.md``
+says what every command does to an image.
 """
 
 from __future__ import annotations
@@ -28,7 +32,19 @@ from PIL import Image
 
 from augself.data.errors import CorruptImageError
 
-__all__ = ["crop_box", "draft_factor", "load_rgb", "resized_crops", "to_rgb", "to_source"]
+__all__ = [
+    "DECODE_MODES",
+    "INTERPOLATIONS",
+    "centre_offsets",
+    "crop_box",
+    "decode_mode",
+    "draft_factor",
+    "load_rgb",
+    "resized_crops",
+    "resized_size",
+    "to_rgb",
+    "to_source",
+]
 
 
 def _gray_to_rgb(a: np.ndarray) -> Image.Image:
@@ -67,8 +83,10 @@ def to_rgb(img: Image.Image) -> Image.Image:
 def load_rgb(path: str | os.PathLike[str], draft_size: int | None = None) -> Image.Image:
     """Decode ``path`` fully into an 8-bit RGB PIL image.
 
-    ``draft_size`` lets JPEG decoding shrink by a power of two while both sides stay >= ``draft_size``
-    (much faster for large photos; the crop fractions of :func:`to_source` are unaffected).
+    ``draft_size=None`` (default) decodes every pixel, as torchvision's loaders (``Image.open(f).convert("RGB")``)
+    do. ``draft_size=S`` (``decode: draft``) lets JPEG decoding shrink by a power of two while both sides stay >= S
+    (libjpeg DCT scaling, PIL ``Image.draft``): faster for large photos, but the pixels are not those of a full
+    decode followed by the resize.
     Raises :class:`CorruptImageError` naming the file if it is truncated, corrupt, not an image, or declares more
     than twice ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (PIL's decompression-bomb limit, about 179 M pixels);
     ``FileNotFoundError`` / ``PermissionError`` / ``IsADirectoryError`` pass through unchanged.
@@ -86,40 +104,80 @@ def load_rgb(path: str | os.PathLike[str], draft_size: int | None = None) -> Ima
         return to_rgb(im).copy()
 
 
-def crop_box(width: int, height: int, size: int) -> tuple[float, float, float, float]:
-    """Centre crop after resizing the short side to ``size``, as fractions [top, left, h, w] of the image.
-
-    The resized image has short side exactly ``size`` and long side ``round(long * size / short)``
-    (at least ``size``); the square is centred with the floor of the margin on the top/left.
-    """
+def resized_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """``(new_width, new_height)`` of torchvision's ``Resize(size)``: the short side becomes ``size``, the long side
+    ``int(size * long / short)`` (truncated, not rounded; torchvision ``transforms/functional.py``
+    ``_compute_resized_output_size``)."""
     if width <= 0 or height <= 0:
         raise ValueError(f"image has an empty side: {width}x{height}")
     if width <= height:
-        new_w, new_h = size, max(size, round(height * size / width))
-    else:
-        new_w, new_h = max(size, round(width * size / height)), size
-    top, left = (new_h - size) // 2, (new_w - size) // 2
+        return size, int(size * height / width)
+    return int(size * width / height), size
+
+
+def centre_offsets(width: int, height: int, size: int) -> tuple[int, int]:
+    """``(top, left)`` of torchvision's ``CenterCrop(size)`` on a ``width`` x ``height`` image (both sides >= size):
+    ``int(round((side - size) / 2.0))``, Python's round half to even (``transforms/functional.py`` ``center_crop``)."""
+    return round((height - size) / 2.0), round((width - size) / 2.0)
+
+
+def crop_box(width: int, height: int, size: int) -> tuple[float, float, float, float]:
+    """The region ``Resize(size) + CenterCrop(size)`` keeps, as fractions [top, left, h, w] of the original image.
+
+    The resize maps the whole image onto :func:`resized_size`, so the fractions are those of the integer crop
+    (:func:`centre_offsets`) in the resized image: exact, not rounded to pixels of the original.
+    """
+    new_w, new_h = resized_size(width, height, size)
+    top, left = centre_offsets(new_w, new_h, size)
     return top / new_h, left / new_w, size / new_h, size / new_w
 
 
-def to_source(img: Image.Image, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Resize the short side to ``size`` (bilinear, antialiased) and centre-crop a square.
+INTERPOLATIONS: dict[str, int] = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+"""Resampling filters of :func:`to_source`: torchvision ``Resize``'s default (bilinear) and the reference's
+evaluation filter (``Resize(S, interpolation=BICUBIC)``, AugSelf ``datasets.py`` ``load_datasets``)."""
 
-    Returns ``(uint8 tensor (3, size, size), source_crop float tensor (4,))`` where ``source_crop`` is
-    ``[top, left, height, width]`` of the kept region as fractions of the original image. The resampling
-    reads exactly that region (PIL ``resize(box=...)``), so the fractions are exact, not rounded to pixels
-    of the original. Smaller images are upscaled.
+DECODE_MODES: tuple[str, ...] = ("exact", "draft")
+"""``exact``: every pixel decoded (PIL ``Image.open`` + ``load``, what torchvision's loaders do). ``draft``: JPEGs
+decoded at 1/2, 1/4 or 1/8 scale (libjpeg DCT scaling) when the result stays at least the needed size: faster,
+pixels differ (``benchmarks/loader_throughput.py``); an option for pretraining only."""
+
+
+def decode_mode(value: str | bool) -> str:
+    """``value`` as one of :data:`DECODE_MODES`; ``True`` / ``False`` (the old ``reduced_decode`` flag) map to
+    ``draft`` / ``exact``. Anything else is a ``ValueError`` naming the valid modes."""
+    if isinstance(value, bool):
+        return "draft" if value else "exact"
+    from augself.names import check_name
+
+    return check_name(value, DECODE_MODES, "decode mode")
+
+
+def to_source(img: Image.Image, size: int, interpolation: str = "bilinear") -> tuple[torch.Tensor, torch.Tensor]:
+    """torchvision's ``Resize(size, interpolation)`` + ``CenterCrop(size)`` on a PIL image, as uint8 pixels.
+
+    The pixels equal ``pil_to_tensor(CenterCrop(size)(Resize(size)(img)))`` exactly: PIL ``resize`` to
+    :func:`resized_size` (antialiased, PIL's own filter support; skipped when the size is already right, as
+    torchvision does), then the integer crop at :func:`centre_offsets`. ``/255`` and the mean/std normalisation
+    follow on the batch (:func:`augself.eval.features.normalise_images`, the same float32 operations as
+    ``ToTensor`` + ``Normalize``). Smaller images are upscaled.
+
+    Returns ``(uint8 tensor (3, size, size), source_crop float tensor (4,))``; ``source_crop`` is :func:`crop_box`.
     """
     if img.mode != "RGB":
         img = to_rgb(img)
     w, h = img.size
-    t, l, hh, ww = crop_box(w, h, size)
-    if (w, h) != (size, size):
-        box = (l * w, t * h, (l + ww) * w, (t + hh) * h)
-        img = img.resize((size, size), Image.BILINEAR, box=box, reducing_gap=None)
-    arr = np.asarray(img, dtype=np.uint8)
+    new_w, new_h = resized_size(w, h, size)
+    if (new_w, new_h) != (w, h):
+        try:
+            resample = INTERPOLATIONS[interpolation]
+        except KeyError:
+            raise ValueError(f"unknown interpolation {interpolation!r}; valid: {', '.join(INTERPOLATIONS)}") from None
+        img = img.resize((new_w, new_h), resample)
+    top, left = centre_offsets(new_w, new_h, size)
+    arr = np.asarray(img, dtype=np.uint8)[top : top + size, left : left + size]
     image = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
-    return image, torch.tensor([t, l, hh, ww], dtype=torch.float32)
+    crop = torch.tensor([top / new_h, left / new_w, size / new_h, size / new_w], dtype=torch.float32)
+    return image, crop
 
 
 def is_image_file(path: str | os.PathLike[str], extensions: tuple[str, ...]) -> bool:

@@ -12,6 +12,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from augself.augment.config import ViewConfig
 from augself.data.errors import DatasetError
 from augself.data.folder import CROP_MODES, FOLDER_LAYOUT, FileListDataset, ImageFolderDataset, seeded_indices
+from augself.data.imageio import decode_mode
 from augself.data.synthetic import TASKS, SyntheticShapes
 from augself.data.transfer_sets import TRANSFER_SETS
 from augself.names import unknown_name_message
@@ -148,18 +149,23 @@ def build_dataset(
 
 
 def use_crop_mode(
-    dataset: Dataset, crop: str, views: Sequence[ViewConfig], reduced_decode: bool = False, seed: int = 0
+    dataset: Dataset, crop: str, views: Sequence[ViewConfig], decode: str | bool = "exact", seed: int = 0
 ) -> Dataset:
-    """Apply ``data.crop`` to a pretraining dataset (see :class:`~augself.data.folder.FileListDataset`).
+    """Apply ``data.crop`` and ``data.decode`` to a pretraining dataset (:class:`~augself.data.folder.FileListDataset`).
 
     ``full_image`` switches image-file datasets (folders, photo transfer sets) to per-view random resized crops of
     the whole image cut in the DataLoader for ``views`` (the augmenter's view configs, E-SSL's extra view
     included); fixed-size in-memory sets (CIFAR, STL-10, synthetic) keep their batched device crop, which samples
     the same boxes on a square image. ``seed`` (the run seed) keys the worker-side crops of ``(epoch, index)``
-    samples (:func:`~augself.data.folder.crop_seed`). ``centre_square`` leaves every dataset as built.
+    samples (:func:`~augself.data.folder.crop_seed`). ``centre_square`` leaves the crop as built.
+    ``decode`` (``exact`` / ``draft``; ``True`` / ``False``, the old ``data.reduced_decode``) is set on image-file
+    datasets in both crop modes; in-memory sets have nothing to decode.
     """
     if crop not in CROP_MODES:
         raise DatasetError(f"unknown crop mode {crop!r} (data.crop); valid: {', '.join(CROP_MODES)}")
-    if crop == "full_image" and isinstance(dataset, FileListDataset):
-        dataset.use_full_image_crops(views, reduced_decode=reduced_decode, seed=seed)
+    mode = decode_mode(decode)
+    if isinstance(dataset, FileListDataset):
+        dataset.use_decode(mode)
+        if crop == "full_image":
+            dataset.use_full_image_crops(views, seed=seed)
     return dataset

@@ -1,8 +1,23 @@
 """CIFAR-10/100 and STL-10 from their standard on-disk formats (never downloads).
 
-The files are parsed directly (the same formats torchvision reads) instead of through torchvision's
-classes, because those re-hash every file on construction and reject anything but the exact official
-archives (e.g. test fixtures). Images are kept in memory (CIFAR) or memory-mapped (STL-10).
+These readers give the same images, labels and class names as ``torchvision.datasets.CIFAR10`` / ``CIFAR100`` /
+``STL10`` with ``download=False`` (``tests/test_preprocessing.py`` compares them), and are kept instead of those
+classes for what they add:
+
+* **CIFAR: no code execution from data files.** torchvision's CIFAR classes read the batches with plain
+  ``pickle.load``, which runs whatever a crafted batch asks for; ours use :class:`CifarUnpickler`, which builds only
+  the numpy arrays, lists, numbers and strings the format holds (house rule: never unpickle user files).
+* **STL-10: memory-mapped, only the files the split needs, no re-hash.** ``torchvision.datasets.STL10`` checks the
+  MD5 of all five binaries (3.1 GB, ``unlabeled_X.bin`` included) at every construction, even for ``test``; reads
+  the images into memory with ``np.fromfile`` (``train+unlabeled``: 2.9 GB, then copied once more by
+  ``np.concatenate``); and reports a missing or altered file as ``Dataset not found or corrupted. You can use
+  download=True``. Ours memory-maps the images (workers share the page cache), opens only the split's files, and
+  names the missing ones with the expected layout (one line, exit 2 from the CLI).
+* Both: the reference's train / val split (below) and ``{"image", "label", "source_crop"}`` dict samples.
+
+Images at another size than their own (e.g. CIFAR at 96 px for an STL-10 backbone) are resized as torchvision's
+``Resize(size)`` does on the PIL image these classes return (PIL, antialiased; :func:`augself.data.imageio.to_source`,
+bilinear unless ``interpolation`` says otherwise).
 
 Splits follow the reference code's linear-evaluation table (reference §6.1):
 
@@ -24,11 +39,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import Dataset
 
 from augself.data.errors import DatasetError
 from augself.data.folder import seeded_indices
+from augself.data.imageio import to_source
 
 __all__ = ["CIFAR_LAYOUT", "STL10_LAYOUT", "ArrayDataset", "cifar", "stl10"]
 
@@ -47,8 +63,10 @@ SPLIT_SEEDS = {"cifar10": (45000, 5000, 43), "cifar100": (45000, 5000, 44), "stl
 class ArrayDataset(Dataset):
     """Square uint8 images ``(N, 3, H, W)`` (array or memmap) + labels, as dict samples at ``size`` px.
 
-    ``indices`` selects a subset; images of another size are resized (bilinear, antialiased);
-    ``source_crop`` is always [0, 0, 1, 1].
+    ``indices`` selects a subset; images of another size are brought to ``size`` exactly as torchvision's
+    ``Resize(size, interpolation)`` + ``CenterCrop(size)`` on ``Image.fromarray`` of the image (what
+    ``torchvision.datasets.CIFAR10`` / ``STL10`` hand to their transform); ``source_crop`` is then the kept region
+    (``[0, 0, 1, 1]`` for the square images of these sets).
     """
 
     def __init__(
@@ -63,6 +81,7 @@ class ArrayDataset(Dataset):
         self.data, self.labels, self.size, self.classes = images, np.asarray(labels, np.int64), size, classes
         self.indices = np.arange(len(self.labels)) if indices is None else np.asarray(indices, np.int64)
         self.chw = chw  # False: stored (3, W, H) column-major (STL-10) and transposed on access
+        self.interpolation = "bilinear"  # torchvision Resize's default; the reference's evaluation uses "bicubic"
         self._crop = torch.tensor([0.0, 0.0, 1.0, 1.0])
 
     @property
@@ -77,17 +96,13 @@ class ArrayDataset(Dataset):
         x = np.asarray(self.data[i])
         if not self.chw:
             x = x.transpose(0, 2, 1)
-        img = torch.from_numpy(np.ascontiguousarray(x))
-        if img.shape[-1] != self.size or img.shape[-2] != self.size:
-            y = F.interpolate(
-                img[None].float(),
-                size=(self.size, self.size),
-                mode="bilinear",
-                align_corners=False,
-                antialias=True,
+        if x.shape[-1] == self.size and x.shape[-2] == self.size:
+            img, crop = torch.from_numpy(np.ascontiguousarray(x)), self._crop.clone()
+        else:
+            img, crop = to_source(
+                Image.fromarray(np.ascontiguousarray(x.transpose(1, 2, 0))), self.size, self.interpolation
             )
-            img = y[0].round_().clamp_(0, 255).to(torch.uint8)
-        return {"image": img, "label": int(self.labels[i]), "source_crop": self._crop.clone()}
+        return {"image": img, "label": int(self.labels[i]), "source_crop": crop}
 
 
 def _numpy_global(module: str, name: str) -> Any:

@@ -22,12 +22,24 @@ from augself.data.walk import list_class_dirs
 from augself.eval.backbone_loading import LoadedBackbone
 from augself.eval.features import check_finite
 
-__all__ = ["FEWSHOT_SPLIT", "FOLDER_PATH_LAYOUT", "EvalData", "FeatureSource", "require_classes", "resolve_data"]
+__all__ = [
+    "EVAL_PIXELS",
+    "FEWSHOT_SPLIT",
+    "FOLDER_PATH_LAYOUT",
+    "EvalData",
+    "FeatureSource",
+    "require_classes",
+    "resolve_data",
+]
 
 FOLDER_PATH_LAYOUT = """  <path>/{train,test}/<class>/<image>   (val carved from train unless <path>/val exists)
   <path>/<class>/<image>                (one folder: split 70/10/20 by seed)"""
 #: Named datasets whose few-shot pool is one split rather than ``all`` (reference §6.2: FC100 uses test/).
 FEWSHOT_SPLIT: dict[str, str] = {"fc100": "test"}
+#: What the readers do to an image before the backbone, part of the feature-cache key (features extracted with
+#: another pixel pipeline, e.g. the earlier reduced-size JPEG decode, are never reused): every pixel decoded, then
+#: torchvision ``Resize(size, interpolation)`` + ``CenterCrop(size)`` on the PIL image (``docs/preprocessing.md``).
+EVAL_PIXELS = "exact-decode+torchvision-resize-centercrop"
 
 
 @dataclass
@@ -64,7 +76,7 @@ class EvalData:
     def file_stem(self) -> str:
         """File-name-safe and unique per :meth:`identity`: the slug of the name plus 8 hex digits of the
         identity's SHA-256 (``data/A/images`` and ``data/B/images`` give ``images-<h1>``, ``images-<h2>``)."""
-        from augself.eval.report import slug
+        from augself.eval.naming import slug
 
         if self.kind == "synthetic":
             return "synthetic"
@@ -145,7 +157,13 @@ def resolve_data(
 
 class FeatureSource:
     """Frozen features of one backbone on one dataset, per split, memoised (and cached on disk when
-    ``cache`` is given). Folder splits share the class list of ``train``."""
+    ``cache`` is given). Folder splits share the class list of ``train``.
+
+    Each image is what torchvision's ``Compose([Resize(size, interpolation), CenterCrop(size), ToTensor(),
+    Normalize(mean, std)])`` gives on the fully decoded PIL image (exact decode; ``/255`` and the normalisation run
+    on the batch in :func:`~augself.eval.features.extract_features`). ``interpolation``: ``bilinear`` (default,
+    torchvision's) or ``bicubic`` (the reference's evaluation, AugSelf ``datasets.py`` ``load_datasets``).
+    """
 
     def __init__(
         self,
@@ -158,8 +176,13 @@ class FeatureSource:
         batch_size: int = 256,
         num_workers: int = 0,
         progress: bool = True,
+        interpolation: str = "bilinear",
     ) -> None:
+        from augself.data.imageio import INTERPOLATIONS
         from augself.eval.features import FeatureCache
+        from augself.names import check_name
+
+        self.interpolation = check_name(interpolation, INTERPOLATIONS, "interpolation")
 
         self.lb, self.data = lb, data
         self.size = int(size or lb.pre.size)
@@ -202,7 +225,9 @@ class FeatureSource:
                         FOLDER_LAYOUT,
                     )
         target = str(d.path) if d.path is not None else d.spec
-        return build_dataset(target, split, size=self.size, root=d.root, seed=d.seed, **kw)
+        ds = build_dataset(target, split, size=self.size, root=d.root, seed=d.seed, **kw)
+        _set_interpolation(ds, self.interpolation)
+        return ds
 
     def dataset(self, split: str) -> Dataset:
         """The dataset of ``split`` (with ``skip_corrupt``: every image decoded once, the undecodable ones left out
@@ -261,6 +286,7 @@ class FeatureSource:
         t0 = time.perf_counter()
         if self.cache is not None:
             extra = {"kind": self.data.kind, "seed": self.data.seed, "n": len(ds)}  # type: ignore[arg-type]
+            extra["pixels"] = f"{EVAL_PIXELS}:{self.interpolation}"
             if self.data.kind == "folder":
                 extra["classes"] = self.classes
             if self.skipped.get(split):
@@ -301,6 +327,16 @@ class FeatureSource:
         if self.data.kind == "folder":
             return len(self.classes or []) or None
         return None
+
+
+def _set_interpolation(ds: Dataset, interpolation: str) -> None:
+    """Set the resize filter of every reader inside ``ds`` (through ``ConcatDataset`` / ``Subset`` wrappers)."""
+    for inner in getattr(ds, "datasets", ()):
+        _set_interpolation(inner, interpolation)
+    if hasattr(ds, "dataset"):
+        _set_interpolation(ds.dataset, interpolation)  # type: ignore[attr-defined]
+    if hasattr(ds, "interpolation"):
+        ds.interpolation = interpolation  # type: ignore[attr-defined]
 
 
 def require_classes(labels: Tensor, what: str, protocol: str) -> int:
