@@ -6,6 +6,7 @@ Run directory layout::
     <out>/checkpoints/last.ckpt latest checkpoint (plus epoch=N.ckpt every N epochs), written atomically
     <out>/metrics.csv           CSV log (TensorBoard / W&B when asked)
     <out>/backbone.pt           plain backbone: ``augself.load_backbone(path)``
+    <out>/curves.png            training curves (losses per term, lr, accuracies), also ``augself plot RUN...``
 
 Fault tolerance (see :mod:`augself.train.checkpointing`): ``last.ckpt`` is written at step boundaries through a
 temporary file + ``os.replace``; it holds the weights (with EMA targets and MoCo queue), optimizer, scheduler,
@@ -336,7 +337,20 @@ def _run(cfg: PretrainConfig, resume: bool, callbacks: list[L.Callback] | None, 
         ) from None
     if trainer.is_global_zero:
         _export_backbone(module.method.backbone, out / "backbone.pt", ckpt_cb, cfg, module.view_cfgs)
+        if "csv" in cfg.trainer.loggers:
+            _draw_curves(out)
     return out
+
+
+def _draw_curves(out: Path) -> None:
+    """``<out>/curves.png`` (:mod:`augself.train.curves`); the run is complete by now, so a failure is one warning."""
+    try:
+        from augself.train.curves import write_curves
+
+        write_curves([out], out / "curves.png")
+    except Exception as e:  # any failure: a plot must never fail or lose a finished run
+        why = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
+        log.warning("training curves not drawn (the run itself is complete): %s", why)
 
 
 def _export_backbone(
