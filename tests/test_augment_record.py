@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from augself.augment import AugmentConfig, Augmenter, ViewConfig, ViewParams, ops, sample_params
 
-OFF = {"flip_p": 0.0, "jitter_p": 0.0, "gray_p": 0.0, "blur_p": 0.0, "solarize_p": 0.0, "rotate_p": 0.0}
+OFF = {"flip_p": 0.0, "jitter_p": 0.0, "gray_p": 0.0, "blur_p": 0.0, "solarize_p": 0.0, "rotate_p": 0.0, "sharp_p": 0.0}
 
 
 def pipeline_atol(image: torch.Tensor) -> float:
@@ -63,6 +63,8 @@ def slow_view(img: torch.Tensor, p: ViewParams, b: int, cfg: ViewConfig, source_
         x = TF.solarize(x, float(p.threshold[b]))
     if p.rot[b]:
         x = TF.rotate(x, 90.0 * int(p.rot[b]))
+    if p.sharp[b] != 1:
+        x = TF.adjust_sharpness(x, float(p.sharp[b]))
     if cfg.normalize:
         mean, std = list(cfg.mean), list(cfg.std)
         if C == 1 and len(mean) == 3:
@@ -96,8 +98,9 @@ def _images(b: int = 6, c: int = 3, h: int = 37, w: int = 29, seed: int = 0) -> 
         {"blur_p": 1.0},
         {"solarize_p": 1.0},
         {"rotate_p": 1.0},
+        {"sharp_p": 1.0},
     ],
-    ids=["crop", "flip", "jitter", "gray", "blur", "solarize", "rot"],
+    ids=["crop", "flip", "jitter", "gray", "blur", "solarize", "rot", "sharp"],
 )
 def test_each_op_alone_is_reproduced(only: dict) -> None:
     aug = Augmenter(AugmentConfig.symmetric(2, size=17, **{**OFF, **only}))
@@ -113,8 +116,10 @@ def test_each_op_alone_is_reproduced(only: dict) -> None:
             "blur_p": "blur",
             "solarize_p": "solarize",
             "rotate_p": "rot",
+            "sharp_p": "sharp",
         }[name]
-        assert views[0].params.__dict__[field].bool().all() or field == "rot"
+        fired = views[0].params.__dict__[field]
+        assert (fired != 1).all() if field == "sharp" else fired.bool().all() or field == "rot"
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -130,7 +135,9 @@ def test_each_op_alone_is_reproduced(only: dict) -> None:
 def test_random_compositions_are_reproduced(
     seed: int, channels: int, hw: tuple[int, int], size: int, strength: float, uint8: bool, normalize: bool
 ) -> None:
-    cfg = ViewConfig(size=size, color_strength=strength, solarize_p=0.5, rotate_p=0.5, blur_p=0.5, normalize=normalize)
+    cfg = ViewConfig(
+        size=size, color_strength=strength, solarize_p=0.5, rotate_p=0.5, blur_p=0.5, sharp_p=0.5, normalize=normalize
+    )
     aug = Augmenter(AugmentConfig(views=[cfg, cfg.with_(flip_p=0.9, jitter_p=1.0)]))
     x = _images(5, channels, *hw, seed=seed % 1000)
     if not uint8:
@@ -274,10 +281,12 @@ def test_view_index_and_param_length_errors() -> None:
         aug.sample(5, 4)
 
 
-@pytest.mark.parametrize("field", ["crop", "flip", "order", "color", "sigma", "threshold", "rot", "gray"])
+@pytest.mark.parametrize("field", ["crop", "flip", "order", "color", "sigma", "threshold", "rot", "gray", "sharp"])
 def test_wrong_record_is_detected(field: str) -> None:
     """Negative control: corrupting any recorded field makes the slow path disagree."""
-    cfg = ViewConfig(size=16, flip_p=0.5, jitter_p=1.0, gray_p=0.5, blur_p=1.0, solarize_p=1.0, rotate_p=1.0)
+    cfg = ViewConfig(
+        size=16, flip_p=0.5, jitter_p=1.0, gray_p=0.5, blur_p=1.0, solarize_p=1.0, rotate_p=1.0, sharp_p=1.0
+    )
     aug = Augmenter(AugmentConfig(views=[cfg]))
     x = _images(8)
     views = aug(x, generator=torch.Generator().manual_seed(11))
@@ -292,8 +301,9 @@ def test_wrong_record_is_detected(field: str) -> None:
         "threshold": (d["threshold"] + 0.2).clamp(max=0.99),
         "rot": (d["rot"] + 1) % 4,
         "gray": ~d["gray"],
+        "sharp": torch.where(d["sharp"] > 1, d["sharp"] - 0.8, d["sharp"] + 0.8),
     }[field]
-    corrupted = ViewParams(**{**d, field: bad})
+    corrupted = ViewParams(cfg=p.cfg, **{**d, field: bad})
     with pytest.raises(AssertionError):
         assert_reproduced(x, [views[0]._replace(params=corrupted)], aug)
 

@@ -29,6 +29,7 @@ def test_spec_table() -> None:
         "blur": (1, "regression"),
         "rot": (4, "class"),
         "sol": (1, "regression"),
+        "sharp": (1, "regression"),
     }
 
 

@@ -2,7 +2,8 @@
 
 For each selected augmentation ``aug`` a small MLP ``phi_aug`` reads the *backbone* features of the two
 views, concatenated in both orders, and predicts the relative target ``omega_diff`` computed from the views'
-parameter records (:func:`augself.augment.targets.relative_targets`). The loss
+parameter records (:func:`augself.augment.targets.relative_targets`), each view normalised with its own settings
+(the ``ViewConfig`` its record carries: e.g. a per-view ``color_strength``). The loss
 
     L_AugSelf = sum_aug lambda_aug * L_aug(phi_aug([y1, y2]), omega_diff)
 
@@ -33,7 +34,7 @@ class AugSelf(nn.Module):
     def __init__(self, feat_dim: int, weights: Mapping[str, float], hidden_dim: int = 512) -> None:
         super().__init__()
         for name, lam in weights.items():
-            check_name(name, TARGETS, "AugSelf augmentation")
+            check_name(name, TARGETS, "AugSelf augmentation")  # the one vocabulary: augself/<name> in the logs
             if not isinstance(lam, int | float) or isinstance(lam, bool) or not float(lam) >= 0:
                 raise ValueError(f"AugSelf weight for {name!r} must be a number >= 0, got {lam!r}")
         self.weights = {k: float(v) for k, v in weights.items() if float(v) > 0}
@@ -42,12 +43,20 @@ class AugSelf(nn.Module):
         )
 
     def forward(
-        self, y1: Tensor, y2: Tensor, p1: ViewParams, p2: ViewParams, cfg: ViewConfig
+        self,
+        y1: Tensor,
+        y2: Tensor,
+        p1: ViewParams,
+        p2: ViewParams,
+        cfg1: ViewConfig | None = None,
+        cfg2: ViewConfig | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Total weighted AugSelf loss and the per-augmentation losses (for logging)."""
+        """Total weighted AugSelf loss and the per-augmentation losses (for logging).
+
+        Targets use each record's own ``cfg``; ``cfg1`` / ``cfg2`` are only needed for records without one."""
         pairs = torch.cat([torch.cat([y1, y2], 1), torch.cat([y2, y1], 1)])  # both orders: (2B, 2d)
-        d12 = relative_targets(p1, p2, self.weights, cfg)
-        d21 = relative_targets(p2, p1, self.weights, cfg)
+        d12 = relative_targets(p1, p2, self.weights, cfg1, cfg2)
+        d21 = relative_targets(p2, p1, self.weights, cfg2 if cfg2 is not None else cfg1, cfg1)
         total = torch.zeros((), device=y1.device)  # float32, as each term
         logs: dict[str, Tensor] = {}
         for name, head in self.heads.items():

@@ -1,76 +1,88 @@
 """The typed per-view, per-sample record of sampled augmentation parameters.
 
-Every field is a tensor whose first dimension is the batch. Unapplied augmentations hold identity values
-(colour factors 1/1/1/0, sigma 0, threshold 1.0, rotation 0), as in the AugSelf reference code (quirk Q2).
+Every field is a tensor whose first dimension is the batch; the fields are those the augmentations declare in
+their specs (:data:`augself.augment.specs.registry.RECORD_FIELDS`, e.g. ``crop``, ``flip``, ``jitter``,
+``color``, ``order``, ``gray``, ``blur``, ``sigma``, ``solarize``, ``threshold``, ``rot``, ``sharp``). Unapplied
+augmentations hold identity values (colour factors 1/1/1/0, sigma 0, threshold 1.0, rotation 0), as in the AugSelf
+reference code (quirk Q2). ``crop`` is relative to the *original* image from sampling on.
+
+A record also carries ``cfg``, the :class:`~augself.augment.config.ViewConfig` it was sampled with, so targets
+are computed with each view's own settings (e.g. its colour ranges).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
+from augself.augment.specs.registry import RECORD_FIELDS, identity_record
 
-@dataclass
+if TYPE_CHECKING:
+    from augself.augment.config import ViewConfig
+
+
 class ViewParams:
-    crop: Tensor
-    """(B, 4) float: [top, left, height, width] of the crop as fractions of the *original* image."""
-    flip: Tensor
-    """(B,) bool: horizontally flipped (after the crop)."""
-    jitter: Tensor
-    """(B,) bool: colour jitter applied."""
-    color: Tensor
-    """(B, 4) float: [brightness, contrast, saturation, hue] factors; (1, 1, 1, 0) where not applied."""
-    order: Tensor
-    """(B, 4) long: permutation of the four colour ops (0=b, 1=c, 2=s, 3=h), applied left to right."""
-    gray: Tensor
-    """(B,) bool: converted to grayscale."""
-    blur: Tensor
-    """(B,) bool: Gaussian blur applied."""
-    sigma: Tensor
-    """(B,) float: blur sigma in pixels of the output view; 0 where not applied."""
-    solarize: Tensor
-    """(B,) bool: solarized."""
-    threshold: Tensor
-    """(B,) float: solarize threshold in [0, 1]; 1.0 where not applied."""
-    rot: Tensor
-    """(B,) long: number of counter-clockwise quarter turns k in {0,1,2,3}; 0 where not applied."""
+    """Per-sample record of one view (fields: see the module docstring); ``cfg``: the view's settings or None.
+
+    ``ViewParams(crop=..., flip=..., ...)``: fields left out hold their identity values; unknown ones raise.
+    """
+
+    cfg: ViewConfig | None
+
+    def __init__(self, cfg: ViewConfig | None = None, **fields: Tensor) -> None:
+        unknown = [k for k in fields if k not in RECORD_FIELDS]
+        if unknown:
+            raise TypeError(f"unknown ViewParams fields {unknown}; fields: {', '.join(RECORD_FIELDS)}")
+        if len(fields) < len(RECORD_FIELDS):
+            if not fields:
+                raise TypeError("ViewParams needs at least one field (use ViewParams.identity for none)")
+            ref = next(iter(fields.values()))
+            fields = {**identity_record(int(ref.shape[0]), ref.device), **fields}
+        for name in RECORD_FIELDS:
+            self.__dict__[name] = fields[name]
+        self.cfg = cfg
+
+    def __getattr__(self, name: str) -> Tensor:  # only called for names that are not set
+        raise AttributeError(f"ViewParams has no field {name!r}; fields: {', '.join(RECORD_FIELDS)}")
 
     def __len__(self) -> int:
         return int(self.crop.shape[0])
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}={tuple(v.shape)}" for k, v in self.as_dict().items())
+        return f"ViewParams({shapes})"
 
     @property
     def device(self) -> torch.device:
         return self.crop.device
 
+    def _new(self, values: dict[str, Tensor]) -> ViewParams:
+        return ViewParams(cfg=self.cfg, **values)
+
     def to(self, device: torch.device | str) -> ViewParams:
-        return ViewParams(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return self._new({k: v.to(device) for k, v in self.as_dict().items()})
 
     def __getitem__(self, index: Tensor | slice | int) -> ViewParams:
-        return ViewParams(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        return self._new({k: v[index] for k, v in self.as_dict().items()})
 
     @staticmethod
     def cat(records: list[ViewParams]) -> ViewParams:
-        return ViewParams(**{f.name: torch.cat([getattr(r, f.name) for r in records]) for f in fields(ViewParams)})
+        """Concatenate along the batch; ``cfg`` is kept where all records share it (else None)."""
+        cfg = records[0].cfg if all(r.cfg == records[0].cfg for r in records) else None
+        return ViewParams(cfg=cfg, **{k: torch.cat([r.__dict__[k] for r in records]) for k in RECORD_FIELDS})
 
     def as_dict(self) -> dict[str, Tensor]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: self.__dict__[k] for k in RECORD_FIELDS}
 
     @staticmethod
-    def identity(batch: int, device: torch.device | str = "cpu") -> ViewParams:
+    def identity(batch: int, device: torch.device | str = "cpu", cfg: ViewConfig | None = None) -> ViewParams:
         """Parameters of the identity transform (full crop, nothing applied)."""
-        z = torch.zeros(batch, dtype=torch.bool, device=device)
-        return ViewParams(
-            crop=torch.tensor([0.0, 0.0, 1.0, 1.0], device=device).repeat(batch, 1),
-            flip=z.clone(),
-            jitter=z.clone(),
-            color=torch.tensor([1.0, 1.0, 1.0, 0.0], device=device).repeat(batch, 1),
-            order=torch.arange(4, device=device).repeat(batch, 1),
-            gray=z.clone(),
-            blur=z.clone(),
-            sigma=torch.zeros(batch, device=device),
-            solarize=z.clone(),
-            threshold=torch.ones(batch, device=device),
-            rot=torch.zeros(batch, dtype=torch.long, device=device),
-        )
+        return ViewParams(cfg=cfg, **identity_record(batch, device))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)

@@ -19,6 +19,10 @@ from augself.augment import ops
 from augself.augment.config import AugmentConfig, ViewConfig
 from augself.augment.params import ViewParams
 from augself.augment.sample import sample_params
+from augself.augment.specs.crop import compose_crop, decompose_crop
+from augself.augment.specs.registry import POST_OPS
+
+__all__ = ["Augmenter", "View", "check_images", "check_source_crop", "chunk_size", "compose_crop", "decompose_crop"]
 
 CPU_CHUNK_BYTES = 1 << 22
 """On CPU a view is processed in chunks of about this many bytes of output (see :func:`chunk_size`)."""
@@ -40,38 +44,6 @@ class View(NamedTuple):
     """(B, C, S, S) float32, normalised (or in [0, 1] when the view's ``normalize`` is False)."""
     params: ViewParams
     """Per-sample parameters; ``params.crop`` is relative to the *original* image."""
-
-
-def compose_crop(crop: Tensor, source_crop: Tensor | None) -> Tensor:
-    """Express a crop of the input batch relative to the original image (input shows ``source_crop``)."""
-    if source_crop is None:
-        return crop
-    s = source_crop.to(device=crop.device, dtype=crop.dtype)
-    return torch.stack(
-        (
-            s[:, 0] + crop[:, 0] * s[:, 2],
-            s[:, 1] + crop[:, 1] * s[:, 3],
-            crop[:, 2] * s[:, 2],
-            crop[:, 3] * s[:, 3],
-        ),
-        dim=1,
-    )
-
-
-def decompose_crop(crop: Tensor, source_crop: Tensor | None) -> Tensor:
-    """Inverse of :func:`compose_crop`: crop of the original image -> crop of the input batch."""
-    if source_crop is None:
-        return crop
-    s = source_crop.to(device=crop.device, dtype=crop.dtype)
-    return torch.stack(
-        (
-            (crop[:, 0] - s[:, 0]) / s[:, 2],
-            (crop[:, 1] - s[:, 1]) / s[:, 3],
-            crop[:, 2] / s[:, 2],
-            crop[:, 3] / s[:, 3],
-        ),
-        dim=1,
-    )
 
 
 def _crop_resize(images: Tensor, crop: Tensor | None, size: int, flip: Tensor) -> Tensor:
@@ -152,14 +124,17 @@ class Augmenter(nn.Module):
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
         input_size: tuple[int, int] | None = None,
+        source_crop: Tensor | None = None,
     ) -> ViewParams:
-        """Sample parameters of view ``view_index``; ``crop`` is relative to the input batch."""
+        """Sample parameters of view ``view_index``; ``crop`` is relative to the original image, of which the
+        input batch shows ``source_crop`` (None: the input is the original)."""
         return sample_params(
             self._view(view_index),
             batch,
             generator=generator,
             device=device if device is not None else "cpu",
             input_size=input_size,
+            source_crop=source_crop,
         )
 
     def apply(self, images: Tensor, params: ViewParams, view_index: int, source_crop: Tensor | None = None) -> Tensor:
@@ -213,12 +188,10 @@ class Augmenter(nn.Module):
 
     @staticmethod
     def _finish(x: Tensor, p: ViewParams, cfg: ViewConfig, out: Tensor | None = None) -> Tensor:
-        """The steps after colour jitter, on ``x`` (owned): grayscale -> blur -> solarize -> rotation ->
-        normalise (written into ``out`` when given)."""
-        x = ops.grayscale(x, p.gray, inplace=True)
-        x = ops.gaussian_blur(x, p.sigma, cfg.blur_kernel, mask=p.blur, inplace=True)
-        x = ops.solarize(x, p.threshold, p.solarize)
-        x = ops.rot90(x, p.rot)
+        """The steps after colour jitter, on ``x`` (owned): each spec's op in registry order (grayscale -> blur ->
+        solarize -> rotation -> ...) -> normalise (written into ``out`` when given)."""
+        for spec in POST_OPS:
+            x = spec.apply(x, p, cfg)  # type: ignore[misc]
         if cfg.normalize:
             return ops.normalize(x, cfg.mean, cfg.std, inplace=out is None, out=out)
         return x if out is None else out.copy_(x)
@@ -235,9 +208,8 @@ class Augmenter(nn.Module):
         source_crop = check_source_crop(source_crop, B)
         out: list[View] = []
         for i, cfg in enumerate(self.cfg.views):
-            p = self.sample(i, B, generator=generator, device=images.device, input_size=(H, W))
-            x = self._apply_view(images, p, p.crop, cfg)  # uint8 is scaled in the crop
-            p.crop = compose_crop(p.crop, source_crop)
+            p = self.sample(i, B, generator=generator, device=images.device, input_size=(H, W), source_crop=source_crop)
+            x = self._apply_view(images, p, decompose_crop(p.crop, source_crop), cfg)  # uint8 is scaled in the crop
             out.append(View(x, p))
         return out
 
