@@ -39,7 +39,15 @@ def _pretrain(args: argparse.Namespace) -> None:
 def _preview(args: argparse.Namespace) -> None:
     from augself.augment.preview import preview_dataset
 
-    path = preview_dataset(args.data, args.out, size=args.size, n_pairs=args.pairs, seed=args.seed)
+    path = preview_dataset(
+        args.data,
+        args.out,
+        size=args.size,
+        n_pairs=args.pairs,
+        seed=args.seed,
+        config=args.config,
+        overrides=args.overrides,
+    )
     print(f"wrote {path}")
 
 
@@ -47,15 +55,6 @@ def _demo(args: argparse.Namespace) -> None:
     from augself.demo import run_demo
 
     run_demo(args)
-
-
-def _plot(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from augself.train.curves import write_curves
-
-    out = args.out or (Path(args.runs[0]) / "curves.png" if len(args.runs) == 1 else Path("curves.png"))
-    print(f"wrote {write_curves(args.runs, out)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,11 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("overrides", nargs="*", help="key=value overrides, e.g. augself.crop=1.0 trainer.epochs=10")
     pt.set_defaults(func=_pretrain)
 
-    pv = sub.add_parser("preview", help="render augmented view pairs with their parameter records to a PNG")
-    pv.add_argument("--data", default="synthetic", help="dataset name or ImageFolder path")
+    pv = sub.add_parser(
+        "preview",
+        help="render augmented view pairs with their parameter records to a PNG",
+        description="Render views with their recorded parameters and AugSelf targets to a PNG. With --config: the "
+        "views of that pretraining config (every augment view, per-view settings, E-SSL's rotation view when "
+        "essl.weight > 0) on its data (data.name, data.root, data.size). Without: a fixed demo pipeline, not any "
+        "config's: two SimCLR/AugSelf views (crop 0.2-1, flip 0.5, jitter 0.8, grayscale 0.2, blur 0.5) plus "
+        "solarize 0.2 and rotation 0.25 of side --size on --data.",
+    )
+    pv.add_argument("--config", help="pretraining YAML config whose views to show (see configs/)")
+    pv.add_argument("--data", help="dataset name or ImageFolder path (default: the config's data.name, else synthetic)")
     pv.add_argument("--out", default="runs/preview.png")
-    pv.add_argument("--size", type=int, default=64)
+    pv.add_argument("--size", type=int, help="view side without --config (default 64); with it set augment.size=N")
     pv.add_argument("--pairs", type=int, default=6)
+    pv.add_argument("overrides", nargs="*", help="key=value overrides of --config, e.g. essl.weight=0.4")
     pv.add_argument("--seed", type=int, default=0)
     pv.set_defaults(func=_preview)
 
@@ -96,11 +105,6 @@ def build_parser() -> argparse.ArgumentParser:
         dm = sub.add_parser("demo", help="SimCLR vs SimCLR + AugSelf on generated data, in minutes on a CPU")
         add_demo_arguments(dm)
         dm.set_defaults(func=_demo)
-
-    pl = sub.add_parser("plot", help="training curves (losses per term, lr, kNN / probe accuracy) of runs, overlaid")
-    pl.add_argument("runs", nargs="+", metavar="RUN", help="run folders (each with the metrics.csv of a pretraining)")
-    pl.add_argument("--out", help="image file (.png, .pdf, .svg); default RUN/curves.png for one run, else curves.png")
-    pl.set_defaults(func=_plot)
 
     try:
         from augself.eval.cli import add_eval_commands

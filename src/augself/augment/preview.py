@@ -1,14 +1,15 @@
-"""PNG grid of augmented view pairs with their recorded parameters and AugSelf targets (a visual check).
+"""PNG grid of augmented views with their recorded parameters and AugSelf targets (a visual check).
 
-Each row shows the source image (with both crop boxes drawn: view 1 red, view 2 blue), view 1 and view 2
+Each row shows the source image (with every view's crop box drawn: view 1 red, view 2 blue, ...), each view
 (un-normalised for display), then the recorded parameters of each view and the AugSelf difference targets
-(Lee et al., NeurIPS 2021, Sec. 3) of the pair. Uses matplotlib's Agg canvas (no global backend change).
+(Lee et al., NeurIPS 2021, Sec. 3) of views 1 and 2. Uses matplotlib's Agg canvas (no global backend change).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -17,6 +18,9 @@ from augself.augment.config import AugmentConfig, ViewConfig
 from augself.augment.params import ViewParams
 from augself.augment.pipeline import Augmenter
 from augself.augment.targets import relative_targets
+
+if TYPE_CHECKING:
+    from augself.config import PretrainConfig
 
 
 def _display(x: Tensor, cfg: ViewConfig) -> Tensor:
@@ -29,6 +33,10 @@ def _display(x: Tensor, cfg: ViewConfig) -> Tensor:
             mean, std = ([sum(mean) / len(mean)] * C, [sum(std) / len(std)] * C)
         x = x * torch.tensor(std).view(-1, 1, 1) + torch.tensor(mean).view(-1, 1, 1)
     return x.clamp(0, 1).permute(1, 2, 0)
+
+
+_BOX_COLOURS = ["red", "blue", "green", "orange", "purple", "cyan", "magenta", "yellow"]
+"""Crop-box colour of view 1, 2, ... on the source image (repeated beyond eight views)."""
 
 
 def _fmt(v: Tensor) -> str:
@@ -62,8 +70,10 @@ def render_preview(
     seed: int = 0,
     names: Sequence[str] = ("crop", "color", "flip", "blur"),
     source_crop: Tensor | None = None,
+    titles: Sequence[str] | None = None,
 ) -> Path:
-    """Render ``n_pairs`` rows (source, view 1, view 2, params and targets) of ``images`` into a PNG."""
+    """Render ``n_pairs`` rows (source, every view of ``augmenter``, params and the targets of views 1 and 2) of
+    ``images`` into a PNG. ``titles``: one column title per view (default ``view 1``, ``view 2``, ...)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
@@ -76,36 +86,46 @@ def render_preview(
     images = images[:n]
     sc = source_crop[:n] if source_crop is not None else None
     views = augmenter(images, source_crop=sc, generator=torch.Generator().manual_seed(seed))
-    (x1, p1), (x2, p2) = views[0], views[1]
+    n_views = len(views)
+    titles = list(titles) if titles is not None else [f"view {k + 1}" for k in range(n_views)]
+    if len(titles) != n_views:
+        raise ValueError(f"render_preview got {len(titles)} titles for {n_views} views")
+    p1, p2 = views[0][1], views[1][1]
     cfg1, cfg2 = augmenter.views[0], augmenter.views[1]
     targets = relative_targets(p1, p2, names, cfg1, cfg_b=cfg2)
 
-    fig = Figure(figsize=(11, 2.3 * n))
+    cols = n_views + 2
+    row_h = max(2.3, 0.11 * (3 * n_views + 1 + len(targets)))  # room for every view's record lines
+    fig = Figure(figsize=(2.75 * cols, row_h * n))
     FigureCanvasAgg(fig)
     H, W = images.shape[-2:]
     src = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
     for r in range(n):
-        ax0, ax1, ax2, ax3 = (fig.add_subplot(n, 4, 4 * r + k + 1) for k in range(4))
+        axes = [fig.add_subplot(n, cols, cols * r + k + 1) for k in range(cols)]
+        ax0, ax_text = axes[0], axes[-1]
         ax0.imshow(src[r].clamp(0, 1).permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray")
         s_top, s_left, s_h, s_w = sc[r].tolist() if sc is not None else (0.0, 0.0, 1.0, 1.0)
-        for p, colour in ((p1, "red"), (p2, "blue")):
+        for k, (_, p) in enumerate(views):
             t, le, h, w = p.crop[r].tolist()
             t, le, h, w = (t - s_top) / s_h, (le - s_left) / s_w, h / s_h, w / s_w
-            box = Rectangle((le * W - 0.5, t * H - 0.5), w * W, h * H, fill=False, color=colour, lw=1.5)
+            box = Rectangle(
+                (le * W - 0.5, t * H - 0.5), w * W, h * H, fill=False, color=_BOX_COLOURS[k % len(_BOX_COLOURS)], lw=1.5
+            )
             ax0.add_patch(box)
-        ax1.imshow(_display(x1[r], cfg1).squeeze(-1).numpy(), cmap="gray")
-        ax2.imshow(_display(x2[r], cfg2).squeeze(-1).numpy(), cmap="gray")
-        for ax, title in ((ax0, "source"), (ax1, "view 1"), (ax2, "view 2")):
+        for ax, (x, _), cfg in zip(axes[1:-1], views, augmenter.views, strict=True):
+            ax.imshow(_display(x[r], cfg).squeeze(-1).numpy(), cmap="gray")
+        for ax, title in zip(axes[:-1], ["source", *titles], strict=True):
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(title, fontsize=9)
-        ax3.axis("off")
+        ax_text.axis("off")
         tgt = "\n".join(
             f"{k}: {_fmt(v[r])}" if v.dtype.is_floating_point else f"{k}: {int(v[r])}" for k, v in targets.items()
         )
-        text = f"view 1: {describe(p1, r)}\nview 2: {describe(p2, r)}\ntargets (1 - 2):\n{tgt}"
-        ax3.text(0.0, 1.0, text, va="top", ha="left", fontsize=6.5, family="monospace", transform=ax3.transAxes)
+        records = "\n".join(f"{title}: {describe(p, r)}" for title, (_, p) in zip(titles, views, strict=True))
+        text = f"{records}\ntargets (1 - 2):\n{tgt}"
+        ax_text.text(0.0, 1.0, text, va="top", ha="left", fontsize=6.5, family="monospace", transform=ax_text.transAxes)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,12 +133,14 @@ def render_preview(
     return path
 
 
-def _load_preview_images(data: str, source_size: int, n: int, seed: int) -> tuple[Tensor, Tensor]:
+def _load_preview_images(
+    data: str, source_size: int, n: int, seed: int, root: str | None = None
+) -> tuple[Tensor, Tensor]:
     """``n`` uint8 images (n, C, s, s) and their source crops from a dataset name or image-folder path.
 
     The generated ``synthetic`` set is drawn with exactly ``n`` samples (fast); other datasets are read
-    through :func:`augself.data.build_dataset` (split ``all`` for one un-split folder, else ``train``) and
-    ``n`` samples are taken evenly spaced over the split, so several classes show up.
+    through :func:`augself.data.build_dataset` (under ``root``; split ``all`` for one un-split folder, else
+    ``train``) and ``n`` samples are taken evenly spaced over the split, so several classes show up.
     """
     from augself.data import build_dataset
 
@@ -126,9 +148,9 @@ def _load_preview_images(data: str, source_size: int, n: int, seed: int) -> tupl
         ds = build_dataset("synthetic", "train", size=source_size, seed=seed, n=n)
     else:
         try:
-            ds = build_dataset(data, "all", size=source_size, seed=seed)
+            ds = build_dataset(data, "all", size=source_size, root=root, seed=seed)
         except ValueError:  # pre-split folder or named dataset without an "all" split
-            ds = build_dataset(data, "train", size=source_size, seed=seed)
+            ds = build_dataset(data, "train", size=source_size, root=root, seed=seed)
     total = len(ds)  # type: ignore[arg-type]
     if total == 0:
         raise ValueError(f"dataset {data!r} has no images to preview")
@@ -139,38 +161,100 @@ def _load_preview_images(data: str, source_size: int, n: int, seed: int) -> tupl
     return images, crops
 
 
+DEFAULT_PREVIEW_SIZE = 64
+"""View side of ``augself preview`` without a config (large enough to see the ops on the generated shapes)."""
+
+
+def default_preview_augment(size: int = DEFAULT_PREVIEW_SIZE) -> AugmentConfig:
+    """The pipeline ``augself preview`` shows without a config: two SimCLR/AugSelf views (:class:`ViewConfig`
+    defaults: crop scale 0.2-1, flip 0.5, jitter 0.8, grayscale 0.2, blur 0.5) of side ``size`` plus solarize 0.2
+    and rotation 0.25, so every recorded field shows up. Not any config's pipeline: pass one to see its views."""
+    return AugmentConfig.symmetric(2, size=int(size), solarize_p=0.2, rotate_p=0.25)
+
+
+def config_views(cfg: PretrainConfig) -> tuple[AugmentConfig, list[str]]:
+    """The views a pretraining run of ``cfg`` draws, with their column titles: ``augment`` (shared settings merged
+    with each ``augment.views[i]``), then E-SSL's rotation view when ``essl.weight > 0`` (as
+    :class:`augself.train.module.PretrainModule` builds them; :func:`augself.essl.rotation_view`)."""
+    from augself.essl import rotation_view
+
+    aug = cfg.augment.build()
+    titles = [f"view {k + 1}" for k in range(len(aug.views))]
+    if len(aug.views) < 2:
+        raise ValueError(f"preview shows view pairs; the config has {len(aug.views)} view (augment.views)")
+    if cfg.essl.weight > 0:
+        aug.views.append(rotation_view(aug.views[0], cfg.essl))
+        titles.append("E-SSL rotation view (x4 turns)")
+    return aug, titles
+
+
+def _shown_targets(views: Sequence[ViewConfig]) -> list[str]:
+    """AugSelf targets of views 1 and 2 whose augmentation either view can apply (the crop always)."""
+    on = {
+        "crop": lambda v: True,
+        "color": lambda v: v.jitter_p > 0,
+        "flip": lambda v: v.flip_p > 0,
+        "blur": lambda v: v.blur_p > 0,
+        "sol": lambda v: v.solarize_p > 0,
+        "rot": lambda v: v.rotate_p > 0,
+    }
+    return [name for name, enabled in on.items() if any(enabled(v) for v in views[:2])]
+
+
 def preview_dataset(
-    data: str = "synthetic",
+    data: str | None = None,
     out: str | Path = "runs/preview.png",
     *,
-    size: int = 64,
+    size: int | None = None,
     n_pairs: int = 6,
     seed: int = 0,
     source_size: int | None = None,
     augment: AugmentConfig | None = None,
+    config: str | Path | PretrainConfig | None = None,
+    overrides: Sequence[str] = (),
 ) -> Path:
-    """Render view pairs of ``data`` (a dataset name, e.g. the built-in ``synthetic``, or an image-folder path)
-    with their recorded parameters and AugSelf targets into the PNG ``out``; returns its path.
+    """Render views of ``data`` (a dataset name, e.g. the built-in ``synthetic``, or an image-folder path) with
+    their recorded parameters and the AugSelf targets of views 1 and 2 into the PNG ``out``; returns its path.
 
-    Images are brought to ``source_size`` (default ``size``) as the data loaders do (the decode crop is
-    recorded and composed into the views' crops), then augmented by ``augment`` (default: two SimCLR/AugSelf
-    views of side ``size`` plus solarize 0.2 and rotation 0.25 so every recorded field shows up) with a
-    generator seeded by ``seed``. Takes about a second for the defaults.
+    With ``config`` (a pretraining YAML, merged with ``key=value`` ``overrides`` by :func:`augself.config.load_config`,
+    or a loaded config) the views are that run's (:func:`config_views`: every ``augment`` view, E-SSL's rotation
+    view when ``essl.weight > 0``) on its ``data.name`` (unless ``data`` is given), ``data.root`` and ``data.size``.
+    Without it: ``data`` (default ``synthetic``) at ``source_size`` (default ``size``, default 64), augmented by
+    ``augment`` (default :func:`default_preview_augment`). Images are brought to the source size as the data
+    loaders do for fixed-size sets and ``data.crop: centre_square`` (the decode crop is recorded and composed into
+    the views' crops); views are drawn with a generator seeded by ``seed``. About a second for the defaults.
     """
-    if int(size) < 8:
-        raise ValueError(f"preview size must be at least 8 pixels, got {size}")
+    root: str | None = None
+    titles: list[str] | None = None
+    if config is not None:
+        from augself.config import PretrainConfig, load_config
+
+        clash = [k for k, v in (("size", size), ("source_size", source_size), ("augment", augment)) if v is not None]
+        if clash:
+            raise ValueError(
+                f"{', '.join(clash)} cannot be combined with a config: its augment section sets the views "
+                "(e.g. augment.size=96) and data.size the source size"
+            )
+        cfg = config if isinstance(config, PretrainConfig) else load_config(config, list(overrides))
+        augment, titles = config_views(cfg)
+        data = cfg.data.name if data is None else data
+        root, src = cfg.data.root, int(cfg.data.size)
+    elif overrides:
+        raise ValueError(f"key=value overrides ({' '.join(overrides)}) need a config (--config)")
+    else:
+        size = DEFAULT_PREVIEW_SIZE if size is None else int(size)
+        if size < 8:
+            raise ValueError(f"preview size must be at least 8 pixels, got {size}")
+        src = int(source_size) if source_size is not None else size
+        augment = default_preview_augment(size) if augment is None else augment
+        data = "synthetic" if data is None else data
     if int(n_pairs) < 1:
         raise ValueError(f"preview needs at least one pair (n_pairs >= 1), got {n_pairs}")
-    src = int(source_size) if source_size is not None else int(size)
     if src < 1:
-        raise ValueError(f"source_size must be positive, got {source_size}")
-    images, crops = _load_preview_images(str(data), src, int(n_pairs), int(seed))
-    if augment is None:
-        augment = AugmentConfig.symmetric(2, size=int(size), solarize_p=0.2, rotate_p=0.25)
+        raise ValueError(f"source_size must be positive, got {src}")
     aug = Augmenter(augment)
-    names = ["crop", "color", "flip", "blur"]
-    if any(v.solarize_p > 0 for v in aug.views):
-        names.append("sol")
-    if any(v.rotate_p > 0 for v in aug.views):
-        names.append("rot")
-    return render_preview(images, aug, out, n_pairs=int(n_pairs), seed=int(seed), names=names, source_crop=crops)
+    images, crops = _load_preview_images(str(data), src, int(n_pairs), int(seed), root)
+    names = _shown_targets(aug.views)
+    return render_preview(
+        images, aug, out, n_pairs=int(n_pairs), seed=int(seed), names=names, source_crop=crops, titles=titles
+    )
