@@ -21,6 +21,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from augself.eval.device import default_device
+
 __all__ = [
     "FeatureCache",
     "NonFiniteFeaturesError",
@@ -95,8 +97,6 @@ def extract_features(
     images are ``uint8 -> /255 -> (x - mean) / std`` with the *pretraining* statistics. ``device`` defaults to
     CUDA when available. ``channels_last`` uses that memory format for the inputs and the backbone.
     """
-    from augself.eval.linear import default_device
-
     dev = default_device(device)
     params = list(backbone.parameters())
     orig_device = params[0].device if params else dev

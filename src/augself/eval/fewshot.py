@@ -234,7 +234,7 @@ def fewshot_eval(
     """
     if solver not in ("newton", "liblinear"):
         raise ValueError(f"unknown few-shot solver {solver!r}; valid: newton, liblinear")
-    from augself.eval.linear import default_device
+    from augself.eval.device import default_device
 
     dev = default_device(device)
     feats = feats.float()

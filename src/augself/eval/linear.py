@@ -36,6 +36,8 @@ from torch import Tensor
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from augself.eval.device import default_device
+from augself.eval.features import extract_features, normalise_images
 from augself.eval.logreg_lbfgs import LogRegProblem, fit_logreg_lbfgs, predict, with_bias
 
 __all__ = [
@@ -52,13 +54,6 @@ __all__ = [
 #: The paper's weight-decay grid: ``torch.logspace(-6, 5, steps=45)`` (reference §6.1).
 WD_GRID: tuple[float, ...] = tuple(torch.logspace(-6, 5, steps=45, dtype=torch.float64).tolist())
 METRICS: tuple[str, ...] = ("top1", "class-avg")
-
-
-def default_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given, else CUDA when available, else CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def accuracy_metrics(pred: Tensor, labels: Tensor, num_classes: int | None = None) -> dict[str, float]:
@@ -277,8 +272,6 @@ def sgd_probe(
     per sample, on the uint8 images) and features are recomputed every epoch; without it, features are
     extracted once. Returns ``{"test": {"top1", "class-avg"}, "train_loss": [...], "settings": {...}}``.
     """
-    from augself.eval.features import extract_features, normalise_images
-
     dev = default_device(device)
     gen = torch.Generator().manual_seed(int(seed))
     torch.manual_seed(int(seed))

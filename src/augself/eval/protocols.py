@@ -200,8 +200,9 @@ def run_linear(src: FeatureSource, settings: Mapping[str, Any] | None = None) ->
 def run_knn(src: FeatureSource, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Weighted cosine kNN (InstDisc; k = 200, T = 0.1): memory = train (+ the dataset's own val), queries =
     test. Metrics in percent: ``top1``, ``class-avg``."""
+    from augself.eval.device import default_device
     from augself.eval.knn import weighted_knn_predict
-    from augself.eval.linear import accuracy_metrics, default_device
+    from augself.eval.linear import accuracy_metrics
 
     t0 = time.perf_counter()
     s = protocol_settings("knn", settings)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,17 +23,10 @@ __all__ = [
     "headlines",
     "markdown_table",
     "plot_awareness",
-    "slug",
     "strict_json",
     "summary_line",
     "write_json",
 ]
-
-
-def slug(text: str) -> str:
-    """A file-name-safe version of ``text`` (letters, digits, ``.``, ``_``, ``-``)."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._")
-    return s or "data"
 
 
 def _finite(v: Any) -> Any:

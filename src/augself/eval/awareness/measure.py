@@ -67,8 +67,8 @@ def awareness_report(
     R² of a constant target, are NaN there and ``null`` in the written JSON). Non-finite features of the
     unaugmented images raise :class:`~augself.eval.features.NonFiniteFeaturesError` naming ``name``.
     """
+    from augself.eval.device import default_device
     from augself.eval.features import check_finite
-    from augself.eval.linear import default_device
 
     names = check_augmentations(augmentations)
     if not isinstance(images, Tensor) or images.ndim != 4:
