@@ -197,3 +197,18 @@ def test_record_rejects_unknown_fields_and_fills_missing_with_identity() -> None
     with pytest.raises(ValueError, match="needs the view's ViewConfig"):
         relative_targets(p, p, ["color"])
     assert torch.equal(relative_targets(p, p, ["rot"])["rot"], torch.zeros(2, dtype=torch.long))
+
+
+def test_vocabulary_maps_each_name_to_one_augmentation() -> None:
+    from augself.augment.specs.registry import vocabulary
+
+    v = vocabulary()
+    assert v["sol"] == {
+        "config": ("solarize_p", "solarize_threshold"),
+        "record": ("solarize", "threshold"),
+        "targets": ("sol",),
+        "logs": ("augself/sol",),
+    }
+    assert v["color"]["targets"] == ("color", "hue") and v["color"]["record"] == ("jitter", "color", "order")
+    owners = [n for names in v.values() for kind in ("config", "record") for n in names[kind]]
+    assert len(owners) == len(set(owners))  # no name claimed by two augmentations

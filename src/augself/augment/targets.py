@@ -20,7 +20,8 @@ Each target is declared by its augmentation's spec (:mod:`augself.augment.specs`
 * ``sharp`` (1, regression; augself's random sharpness): difference of (f - 1) / (f_max - f_min).
 
 Each view is normalised with its *own* settings: the record's ``cfg`` (the ViewConfig it was sampled with).
-``absolute_targets(p, names)`` gives one view's ω (e.g. E-SSL's rotation class k).
+``absolute_targets(p, names)`` gives one view's ω (single-view analyses and tests; E-SSL labels its four rotations
+itself, :func:`augself.essl.rotate_four_ways`).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def relative_targets(
 
 def absolute_targets(p: ViewParams, names: Iterable[str], cfg: ViewConfig | None = None) -> dict[str, Tensor]:
     """One view's ω: crop [cy, cx, h, w] (un-mirrored image frame), normalised colour vector, flip flag
-    (float (B, 1)), σ / blur_scale(cfg), solarize threshold, rotation class k (long (B,), E-SSL), ...; normalised
+    (float (B, 1)), σ / blur_scale(cfg), solarize threshold, rotation class k (long (B,)), ...; normalised
     by the record's ``cfg`` (``cfg`` for records without one)."""
     names = check_names(names)
     c = _cfg(p, cfg, "cfg")

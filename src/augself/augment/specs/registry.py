@@ -198,3 +198,18 @@ def preview_targets(views: Iterable[ViewConfig]) -> list[str]:
     """AugSelf targets worth showing for these views: those of every augmentation some view applies."""
     views = list(views)
     return [t.name for s in SPECS if any(s.enabled(v) for v in views) for t in s.targets if t.preview]
+
+
+# ---- names -------------------------------------------------------------------------------------------------
+def vocabulary() -> dict[str, dict[str, tuple[str, ...]]]:
+    """Per augmentation, the names that belong to it: config keys, record fields, AugSelf targets (the keys of
+    ``augself: {...}``) and their log keys (``augself/<target>``)."""
+    return {
+        s.name: {
+            "config": tuple(f.name for f in s.config),
+            "record": tuple(f.name for f in s.record),
+            "targets": tuple(t.name for t in s.targets),
+            "logs": tuple(f"augself/{t.name}" for t in s.targets),
+        }
+        for s in SPECS
+    }
