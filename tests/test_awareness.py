@@ -13,14 +13,7 @@ from torch.nn import functional as F
 from augself.augment.ops import GRAY_WEIGHTS
 from augself.eval.awareness import awareness_report, run_awareness
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small problems: one thread avoids spin-waits on busy shared cores
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ColourBlind(nn.Module):
@@ -162,3 +155,22 @@ def test_run_awareness_writes_json_markdown_png(tmp_path) -> None:
     assert (out / "awareness.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(FileNotFoundError, match="backbone not found"):
         run_awareness([tmp_path / "nope"], str(tmp_path / "imgs"), out, n=16, progress=False)
+
+
+def test_augmentations_and_their_tables_come_from_the_registry() -> None:
+    import augself.eval.awareness as aw
+    from augself.augment.specs import awareness_table, strength_label
+
+    table = awareness_table()
+    assert table.augmentations == aw.AUGMENTATIONS and table.strengths == aw.DEFAULT_STRENGTHS
+    assert "sharp" in aw.AUGMENTATIONS and "sharp" not in aw.DEFAULT_AUGMENTATIONS  # added by its spec only
+    rep = awareness_report(ChannelStats(), _images(30), augmentations=("sharp",), probe_steps=5, **KW)
+    rows = rep["invariance"]["sharp"]
+    assert [r["label"] for r in rows] == [strength_label("sharp", s) for s in table.strengths["sharp"]]
+    pred = rep["predictability"]["sharp"]
+    assert pred["setting"] == strength_label("sharp", table.probe_strength["sharp"])
+    assert pred["metric"] == "r2" and list(pred["per_dim"]) == table.target_dims["sharp"]
+    default = awareness_report(ChannelStats(), _images(12), predictability=False, **KW)
+    assert default["settings"]["augmentations"] == list(table.defaults)
+    with pytest.raises(ValueError, match=r"strengths given for unknown augmentation 'colour'.*Did you mean 'color'"):
+        awareness_report(ChannelStats(), _images(12), strengths={"colour": (1.0,)}, **KW)

@@ -17,19 +17,11 @@ from tqdm.auto import tqdm
 
 from augself.augment.params import ViewParams
 from augself.augment.pipeline import Augmenter
+from augself.augment.specs import awareness_table, check_augmentations, isolated_view, strength_label
 from augself.augment.targets import TARGETS, relative_targets
-from augself.eval.awareness.isolation import (
-    AUGMENTATIONS,
-    DEFAULT_AUGMENTATIONS,
-    DEFAULT_STRENGTHS,
-    PROBE_STRENGTH,
-    TARGET_DIMS,
-    check_augmentations,
-    strength_label,
-    view_config,
-)
 from augself.eval.awareness.probe import fit_probe, pairs, probe_target, r2, split_images
 from augself.eval.awareness.views import cosine, derangement, features, sample_isolated
+from augself.names import unknown_name_message
 
 __all__ = ["awareness_report"]
 
@@ -44,7 +36,7 @@ def awareness_report(
     std: Sequence[float],
     size: int | None = None,
     strengths: Mapping[str, Sequence[float]] | None = None,
-    augmentations: Sequence[str] = DEFAULT_AUGMENTATIONS,
+    augmentations: Sequence[str] | None = None,
     predictability: bool = True,
     probe_hidden: int = 256,
     probe_steps: int = 300,
@@ -59,28 +51,30 @@ def awareness_report(
     """Invariance and predictability of each augmentation for a frozen ``backbone`` (see the package docstring).
 
     ``images``: uint8 (N, C, H, W) (or float in [0, 1]) at the source size; views are ``size`` px (default
-    ``W``) and normalised with the *pretraining* ``mean``/``std``. ``strengths`` overrides
-    :data:`DEFAULT_STRENGTHS` per augmentation. The probe (one hidden layer of ``probe_hidden`` units, 0 =
-    linear; AdamW, full batch, ``probe_steps`` steps, the best step on a validation split kept) is trained on
-    60 % of the images, selected on 20 % and scored on the other 20 %. Seeded; the backbone runs in eval
-    mode and its mode and device are restored. Returns a JSON-serialisable dict (undefined values, such as the
-    R² of a constant target, are NaN there and ``null`` in the written JSON). Non-finite features of the
-    unaugmented images raise :class:`~augself.eval.features.NonFiniteFeaturesError` naming ``name``.
+    ``W``) and normalised with the *pretraining* ``mean``/``std``. ``augmentations``: names of the augmentation
+    registry's awareness table (default its ``defaults``: crop, color, flip, blur, rot); ``strengths`` overrides
+    the table's strengths per augmentation. The probe (one hidden layer of ``probe_hidden`` units, 0 = linear;
+    AdamW, full batch, ``probe_steps`` steps, the best step on a validation split kept) is trained on 60 % of the
+    images, selected on 20 % and scored on the other 20 %. Seeded; the backbone runs in eval mode and its mode and
+    device are restored. Returns a JSON-serialisable dict (undefined values, such as the R² of a constant target,
+    are NaN there and ``null`` in the written JSON). Non-finite features of the unaugmented images raise
+    :class:`~augself.eval.features.NonFiniteFeaturesError` naming ``name``.
     """
     from augself.eval.device import default_device
     from augself.eval.features import check_finite
 
-    names = check_augmentations(augmentations)
+    table = awareness_table()
+    names = check_augmentations(table.defaults if augmentations is None else augmentations)
     if not isinstance(images, Tensor) or images.ndim != 4:
         raise ValueError("images must be a (N, C, H, W) tensor")
     n = int(images.shape[0])
     if n < 10:
         raise ValueError(f"the awareness report needs at least 10 images, got {n}")
     size = int(size if size is not None else images.shape[-1])
-    strengths = {**DEFAULT_STRENGTHS, **{k: tuple(v) for k, v in (strengths or {}).items()}}
-    for k in strengths:
-        if k not in AUGMENTATIONS:
-            raise ValueError(f"strengths given for unknown augmentation {k!r}; valid: {', '.join(AUGMENTATIONS)}")
+    for k in strengths or {}:
+        if k not in table.augmentations:
+            raise ValueError(f"strengths given for {unknown_name_message(k, table.augmentations, 'augmentation')}")
+    strengths = {**table.strengths, **{k: tuple(v) for k, v in (strengths or {}).items()}}
     dev = default_device(device)
     t0 = time.perf_counter()
     params = list(backbone.parameters())
@@ -94,7 +88,7 @@ def awareness_report(
     total = sum(len(strengths[k]) for k in names) + (len(names) if predictability else 0) + 1
     bar = tqdm(total=total, desc="awareness", disable=not progress, leave=False)
     try:
-        ident = Augmenter.from_views(view_config(None, 0.0, size, mean, std))
+        ident = Augmenter.from_views(isolated_view(None, 0.0, size, mean, std))
         f0 = feats(ident, ViewParams.identity(n))
         check_finite(f0, name)
         bar.update()
@@ -154,7 +148,7 @@ def _invariance(
     for name in names:
         rows = []
         for s in strengths[name]:
-            aug = Augmenter.from_views(view_config(name, s, size, mean, std))
+            aug = Augmenter.from_views(isolated_view(name, s, size, mean, std))
             ft = feats(aug, sample_isolated(aug, name, f0.shape[0], hw, g))
             pos = float(cosine(f0, ft).mean())
             neg = float(cosine(f0, ft[shuffle]).mean())
@@ -185,17 +179,17 @@ def _predictability(
     bar: Any,
     probe_kw: dict[str, Any],
 ) -> dict[str, dict[str, Any]]:
-    """Per augmentation (at :data:`PROBE_STRENGTH`): the probe's held-out score (R² or accuracy %) and chance."""
+    """Per augmentation (at its probe strength): the probe's held-out score (R² or accuracy %) and chance."""
+    table = awareness_table()
     tr, va, te = split_images(n, g)
     predict: dict[str, dict[str, Any]] = {}
     for name in names:
-        cfg = view_config(name, PROBE_STRENGTH[name], size, mean, std)
-        aug = Augmenter.from_views(cfg)
+        aug = Augmenter.from_views(isolated_view(name, table.probe_strength[name], size, mean, std))
         p1, p2 = aug.sample(0, n, generator=g, input_size=hw), aug.sample(0, n, generator=g, input_size=hw)
         f1, f2 = feats(aug, p1), feats(aug, p2)
         spec = TARGETS[name]
-        t12 = probe_target(name, relative_targets(p1, p2, [name], cfg)[name])
-        t21 = probe_target(name, relative_targets(p2, p1, [name], cfg)[name])
+        t12 = probe_target(name, relative_targets(p1, p2, [name])[name])
+        t21 = probe_target(name, relative_targets(p2, p1, [name])[name])
         xs, ys = zip(*(pairs(f1, f2, t12, t21, idx) for idx in (tr, va, te)), strict=True)
         kind = "class" if spec.kind in ("class", "binary") else "regression"
         out_dim = 2 if spec.kind == "binary" else spec.dim
@@ -209,9 +203,9 @@ def _predictability(
                 metric="accuracy",
                 score=float((pred == y_te.long()).double().mean() * 100),
                 chance=float((y_te.long() == majority).double().mean() * 100),
-                setting=strength_label(name, PROBE_STRENGTH[name]),
+                setting=strength_label(name, table.probe_strength[name]),
             )
-            if name == "flip":
+            if spec.kind == "binary":  # a relative binary target: do both views share the state?
                 entry["classes"] = ["different", "same"]
         else:
             per_dim = r2(pred, y_te)
@@ -220,8 +214,8 @@ def _predictability(
                 metric="r2",
                 score=float(sum(finite) / len(finite)) if finite else float("nan"),
                 chance=0.0,
-                per_dim=dict(zip(TARGET_DIMS[name], per_dim, strict=True)),
-                setting=strength_label(name, PROBE_STRENGTH[name]),
+                per_dim=dict(zip(table.target_dims[name], per_dim, strict=True)),
+                setting=strength_label(name, table.probe_strength[name]),
             )
         predict[name] = entry
         bar.update()

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from augself.augment.params import ViewParams
 from augself.augment.pipeline import Augmenter
+from augself.augment.specs import invariance_params
 
 __all__ = ["cosine", "derangement", "features", "sample_isolated"]
 
@@ -29,13 +30,11 @@ def features(
     return torch.cat(out)
 
 
-def sample_isolated(aug: Augmenter, name: str | None, n: int, size: tuple[int, int], g: torch.Generator) -> ViewParams:
-    """``n`` view parameters of ``aug``; a rotation applied with p = 1 turns by k in {1, 2, 3} (never k = 0), so
-    invariance is measured against an actual turn."""
+def sample_isolated(aug: Augmenter, name: str, n: int, size: tuple[int, int], g: torch.Generator) -> ViewParams:
+    """``n`` view parameters of ``aug`` (the view isolating augmentation ``name``) as its spec's invariance
+    measurement wants them (:func:`augself.augment.specs.invariance_params`; rotation: a real turn)."""
     p = aug.sample(0, n, generator=g, input_size=size)
-    if name == "rot" and aug.views[0].rotate_p >= 1.0:
-        p.rot = 1 + torch.randint(0, 3, (n,), generator=g)
-    return p
+    return invariance_params(name, p, aug.views[0], g)
 
 
 def cosine(a: Tensor, b: Tensor) -> Tensor:
