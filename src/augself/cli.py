@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_eval_commands(sub)
+
+    from augself.export_cli import add_export_command
+
+    add_export_command(sub)  # augself export: a backbone as a plain torchvision / timm state_dict
     return p
 
 

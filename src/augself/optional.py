@@ -16,6 +16,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "timm": ("timm",),
     "tensorboard": ("tensorboard", "tensorboardX"),
     "wandb": ("wandb",),
+    "safetensors": ("safetensors",),
 }
 """Extra name in ``pyproject.toml`` -> importable modules, any one of which serves (Lightning's TensorBoardLogger
 takes ``tensorboard`` or ``tensorboardX``)."""

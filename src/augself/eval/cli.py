@@ -52,7 +52,8 @@ def _common(p: argparse.ArgumentParser, *, many: bool = False) -> None:
         "--size",
         type=int,
         default=None,
-        help="evaluation resolution (default: the pretraining view size from the run's config)",
+        help="evaluation resolution (default: the pretraining view size recorded in backbone.pt, else the run's "
+        "config.yaml; a different value is used with a warning)",
     )
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     p.add_argument("--seed", type=int, default=0, help="seed of split carving / episodes (default 0)")
@@ -63,10 +64,18 @@ def _common(p: argparse.ArgumentParser, *, many: bool = False) -> None:
 
 def _normalisation_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--mean", type=float, nargs="+", default=None, help="normalisation mean (default: the pretraining one)"
+        "--mean",
+        type=float,
+        nargs="+",
+        default=None,
+        help="normalisation mean (default: the pretraining one recorded in backbone.pt, else in config.yaml)",
     )
     p.add_argument(
-        "--std", type=float, nargs="+", default=None, help="normalisation std (default: the pretraining one)"
+        "--std",
+        type=float,
+        nargs="+",
+        default=None,
+        help="normalisation std (default: the pretraining one recorded in backbone.pt, else in config.yaml)",
     )
 
 

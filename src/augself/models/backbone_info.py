@@ -221,6 +221,11 @@ def load_checkpoint_dict(path: str | os.PathLike[str], map_location: str | torch
         or not isinstance(ckpt["kwargs"], dict)
         or not isinstance(ckpt["state_dict"], dict)
     ):
+        if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+            raise ValueError(
+                f"{path} is a plain state_dict (e.g. written by augself export), not a backbone.pt: load it into the "
+                "stock model (docs/export.md)"
+            )
         keys = sorted(map(str, ckpt))[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ValueError(
             f"{path} is not a backbone checkpoint written by save_backbone (expected keys name, kwargs, "
