@@ -166,6 +166,25 @@ def decode_table(paths: list[Path], size: int, workers: list[int], batch: int, r
                 f"{crop:<15}{w:>8}{statistics.median(e[0] for e in ex):>15.0f}"
                 f"{statistics.median(d[0] for d in dr):>15.0f}{ratio:>7.2f}x{cpu_ratio:>10.2f}x"
             )
+    print("in process, 1 thread, CPU time per image (min of rounds; independent of other load on the machine):")
+    torch.set_num_threads(1)
+    for crop, views in (("full_image", 2), ("centre_square", 1)):
+        ms = {}
+        for decode in ("exact", "draft"):
+            ds = pretrain_set(paths, size, views, crop, decode)  # type: ignore[arg-type]
+            ms[decode] = min(_cpu_ms_per_item(ds) for _ in range(rounds))
+        print(
+            f"  {crop:<14} exact {ms['exact']:.3f} ms, draft {ms['draft']:.3f} ms: "
+            f"draft {ms['exact'] / ms['draft']:.2f}x as fast"
+        )
+
+
+def _cpu_ms_per_item(ds: Dataset) -> float:
+    torch.manual_seed(0)
+    start = time.process_time()
+    for i in range(len(ds)):  # type: ignore[arg-type]
+        ds[i]
+    return (time.process_time() - start) / len(ds) * 1e3  # type: ignore[arg-type]
 
 
 def torchvision_pixel_check(paths: list[Path], size: int) -> None:

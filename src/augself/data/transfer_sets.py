@@ -28,9 +28,12 @@ plant_disease   train/ -> 90/10 (seeded); test/ (or valid/) folder              
 fixed index files (Caltech-101, SUN397, CUB-200) are not available, so those splits use the seeded
 rules above with the same sizes; the seeded carve-outs use ``random_split``'s permutation so they match
 the reference exactly wherever the underlying file order does (CIFAR, STL-10).
-The files are parsed directly rather than through torchvision's classes (same formats), so no archive
-hashes are checked and ``.mat`` files are only needed for Flowers (``setid.mat``) and Cars
-(``devkit``); those need scipy, otherwise use their folder layouts.
+The files are parsed directly rather than through torchvision's classes (``DTD``, ``OxfordIIITPet``,
+``Food101``, ... have none of the seeded val carve-outs above and their own folder names, e.g. ``<root>/dtd/dtd/``
+for DTD), so no archive hashes are checked and ``.mat`` files are only needed for Flowers (``setid.mat``) and Cars
+(``devkit``); those need scipy, otherwise use their folder layouts. CIFAR / STL-10: see
+:mod:`augself.data.torchvision_sets`. Every image is decoded exactly and brought to ``size`` as torchvision's
+``Resize(size)`` + ``CenterCrop(size)`` (:class:`~augself.data.folder.FileListDataset`, ``docs/preprocessing.md``).
 """
 
 from __future__ import annotations
