@@ -41,6 +41,22 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch intra-op thread and one BLAS / OpenMP thread for a module of small problems (spin-waiting threads
+    make tiny tensor ops up to 20x slower on a busy 2-core machine). A file opts in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    from threadpoolctl import threadpool_limits
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(n)
+
+
 @pytest.fixture(autouse=True)
 def _log_to_current_stderr() -> None:
     """Lightning's log handlers keep the stderr of the test that imported Lightning; point them at this one's."""

@@ -16,22 +16,9 @@ from PIL import Image
 
 from augself.cli import main
 from augself.data import ImageFolderDataset
+from helpers import TINY_RUN
 
-TINY = [
-    "data.name=synthetic",
-    "data.n=64",
-    "data.size=16",
-    "data.num_workers=0",
-    "augment.size=16",
-    "model.backbone=small_cnn",
-    "trainer.batch_size=32",
-    "trainer.epochs=1",
-    "trainer.accelerator=cpu",
-    "trainer.devices=1",
-    "trainer.progress_bar=false",
-    "trainer.log_every_n_steps=1",
-    "augself.crop=1.0",
-]
+TINY = [*TINY_RUN, "trainer.epochs=1", "trainer.log_every_n_steps=1", "augself.crop=1.0"]
 
 
 def _fails(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 2) -> str:

@@ -12,17 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from augself.eval.fewshot import batched_logreg, batched_logreg_dual, fewshot_eval, sample_episodes
 from augself.eval.knn import knn_accuracy, weighted_knn_predict
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small problems: one BLAS/OpenMP thread avoids spin-waits on busy shared cores (20x slower otherwise)
-    from threadpoolctl import threadpool_limits
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
-        yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _brute_force_knn(tr, tr_y, te, num_classes, k, t):

@@ -22,17 +22,7 @@ from augself.eval.linear import (
     sgd_probe,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small problems: one BLAS/OpenMP thread avoids spin-waits on busy shared cores (20x slower otherwise)
-    from threadpoolctl import threadpool_limits
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
-        yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _blobs(n: int, d: int, classes: int, sep: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,21 +12,9 @@ import torch
 from augself.config import load_config
 from augself.train.module import PretrainModule
 from augself.train.run import run_pretrain
+from helpers import TINY_RUN
 
-TINY = [
-    "data.name=synthetic",
-    "data.n=64",
-    "data.size=16",
-    "data.num_workers=0",
-    "augment.size=16",
-    "model.backbone=small_cnn",
-    "trainer.batch_size=32",
-    "trainer.progress_bar=false",
-    "trainer.accelerator=cpu",
-    "trainer.devices=1",
-    "trainer.log_every_n_steps=1",
-    "monitor.online_probe=false",
-]
+TINY = [*TINY_RUN, "trainer.log_every_n_steps=1", "monitor.online_probe=false"]
 
 SMALL_HEADS = {
     "simclr": [],

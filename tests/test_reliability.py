@@ -19,6 +19,7 @@ import torch
 
 from augself.config import load_config
 from augself.train.checkpointing import CheckpointWriteError, atomic_save
+from helpers import TINY_RUN
 
 RUN = [
     "data.name=synthetic",
@@ -181,21 +182,13 @@ def test_kill_before_replace_keeps_previous_checkpoint(tmp_path: Path, monkeypat
 
 # ------------------------------------------------------------------------------------------ NaN / inf loss
 TINY = [
-    "data.name=synthetic",
+    *TINY_RUN,
     "data.n=96",
-    "data.size=16",
-    "data.num_workers=0",
-    "augment.size=16",
-    "model.backbone=small_cnn",
     "method=byol",
     "method_args.proj_hidden_dim=64",
     "method_args.pred_hidden_dim=64",
     "augself.crop=1.0",
-    "trainer.batch_size=32",
     "trainer.epochs=3",
-    "trainer.accelerator=cpu",
-    "trainer.devices=1",
-    "trainer.progress_bar=false",
     "trainer.log_every_n_steps=1",
     "trainer.checkpoint_every_n_steps=2",
 ]

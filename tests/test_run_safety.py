@@ -49,6 +49,7 @@ from augself.train.run_folder import (
     existing_run,
     is_launch_rank_zero,
 )
+from helpers import TINY_RUN
 
 RUN = [
     "data.name=synthetic",
@@ -124,20 +125,7 @@ class _OpenPayload:
         return (open, (str(self.marker), "w"))
 
 
-TINY = [
-    "data.name=synthetic",
-    "data.n=64",
-    "data.size=16",
-    "data.num_workers=0",
-    "augment.size=16",
-    "model.backbone=small_cnn",
-    "trainer.batch_size=32",
-    "trainer.epochs=1",
-    "trainer.accelerator=cpu",
-    "trainer.devices=1",
-    "trainer.progress_bar=false",
-    "monitor.online_probe=false",
-]
+TINY = [*TINY_RUN, "trainer.epochs=1", "monitor.online_probe=false"]
 
 
 @pytest.mark.parametrize("payload", [_Payload, _OpenPayload], ids=["os.system", "builtins.open"])

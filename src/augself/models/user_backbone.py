@@ -5,6 +5,11 @@ contract of :class:`augself.models.backbones.Backbone`), so a user module needs 
 integer ``.dim`` or ``feature_dim``. It must map ``(N, 3, S, S)`` float images to ``(N, feature_dim)`` features
 for every view size S; :func:`adopt_backbone` checks that once, with a dry forward pass on a batch of two zero
 images, so a mismatch is one clear line instead of a shape error deep inside a projector.
+
+The module is wrapped as ``Backbone(net=module, dim=feature_dim, name="custom:<module>.<class>")``, exactly as the
+built-in networks are: the methods get the same type, the module itself is trained in place (the wrapper holds it,
+no copy), and ``backbone.pt`` stores its weights the way every backbone's are stored (``state_dict`` keys
+``net.<the module's own keys>``), with the run's metadata (:func:`augself.models.backbones.save_backbone`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import torch
 from torch import nn
 
 from augself.config_error import ConfigError
+from augself.models.backbones import Backbone
 
 #: Dry-run batch: two images, so that train-mode-only layers such as BatchNorm1d would also accept it.
 CHECK_BATCH = 2
@@ -38,13 +44,19 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0][:300] if text else ''}"
 
 
-def adopt_backbone(backbone: nn.Module, feature_dim: int | None, sizes: Iterable[int]) -> nn.Module:
-    """``backbone`` with ``.dim`` = its feature dimension, after checking its output shape at each view size.
+def custom_name(module: nn.Module) -> str:
+    """``"custom:<module>.<class>"``: the architecture name recorded for a user module (not buildable by name)."""
+    cls = type(module)
+    return f"custom:{cls.__module__}.{cls.__qualname__}"
+
+
+def adopt_backbone(backbone: nn.Module, feature_dim: int | None, sizes: Iterable[int]) -> Backbone:
+    """``backbone`` as a :class:`Backbone` of dimension ``feature_dim``, after checking its output shape at each
+    view size (a :class:`Backbone` is used as it is).
 
     ``feature_dim`` defaults to ``backbone.dim``; without either, or when they differ, or when a dry forward pass
     on ``(2, 3, S, S)`` zeros (eval mode, no gradients, on the backbone's device) does not give ``(2, dim)``,
-    raises :class:`ConfigError` (one line). The module itself is used (no wrapper), so its ``state_dict`` keys
-    stay its own; ``.dim`` is set on it when it has none.
+    raises :class:`ConfigError` (one line).
     """
     if not isinstance(backbone, nn.Module):
         raise TypeError(f"backbone must be a torch.nn.Module, got {type(backbone).__name__}")
@@ -83,6 +95,4 @@ def adopt_backbone(backbone: nn.Module, feature_dim: int | None, sizes: Iterable
                 )
     finally:
         backbone.train(was_training)
-    if declared is None:
-        backbone.dim = feature_dim
-    return backbone
+    return backbone if isinstance(backbone, Backbone) else Backbone(backbone, feature_dim, custom_name(backbone))
