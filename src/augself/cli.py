@@ -20,7 +20,7 @@ def _format_warning(message: Warning | str, category: type[Warning], *args: obje
 def _pretrain(args: argparse.Namespace) -> None:
     from augself.config import load_config
     from augself.train.interrupt import TrainingInterrupted
-    from augself.train.run import run_pretrain
+    from augself.train.run import is_fast_dev_run, run_pretrain
 
     overrides = list(args.overrides)
     if args.out:
@@ -33,7 +33,10 @@ def _pretrain(args: argparse.Namespace) -> None:
     except TrainingInterrupted as e:  # SIGTERM / SIGINT: one line, exit 128 + signal (143 / 130), never 0
         print(f"augself pretrain: {e}", file=sys.stderr, flush=True)
         raise SystemExit(e.exit_code) from None
-    print(f"run directory: {out}\nbackbone: {out / 'backbone.pt'}")
+    if is_fast_dev_run(cfg):
+        print(f"trainer.fast_dev_run: the smoke test passed; nothing was saved ({cfg.out} is untouched)")
+    else:
+        print(f"run directory: {out} (backbone.pt, config.yaml, metrics.csv, checkpoints/)")
 
 
 def _preview(args: argparse.Namespace) -> None:
@@ -60,6 +63,12 @@ def _demo(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="augself", description=__doc__)
     p.add_argument("--debug", action="store_true", help="show full tracebacks for user errors")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show Lightning's info lines and the dependency warnings a normal run hides (augself.quiet); "
+        "may also follow the command",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     pt = sub.add_parser("pretrain", help="pretrain a backbone (any method, optional AugSelf / E-SSL)")
@@ -122,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    if "--verbose" in extra:  # also accepted after the command: ``augself pretrain ... --verbose``
+        extra = [e for e in extra if e != "--verbose"]
+        args.verbose = True
     # ``key=value`` overrides may also follow options (``... 'augself={crop: 1}' --out runs/x trainer.epochs=5``)
     if (
         extra
@@ -134,8 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     original = warnings.formatwarning
     if not args.debug:
         warnings.formatwarning = _format_warning  # type: ignore[assignment]
+    from augself.quiet import quiet_output
+
     try:
-        args.func(args)
+        with quiet_output(verbose=args.verbose):
+            args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

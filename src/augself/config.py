@@ -29,6 +29,7 @@ from augself.config_checks import (
 )
 from augself.config_error import ConfigError
 from augself.config_yaml import load_yaml_file, parse_override
+from augself.trainer_args import flatten_trainer, move_trainer_args
 
 __all__ = ["ConfigError", "PretrainConfig", "load_config", "validate"]
 
@@ -178,6 +179,12 @@ class TrainerConfig:
     deterministic: bool = False
     """``torch.use_deterministic_algorithms(True)`` (via Lightning): needed for bit-identical GPU runs; slower,
     and an op without a deterministic kernel then raises. CPU runs are deterministic without it."""
+    lightning_args: dict[str, Any] = field(default_factory=dict)
+    """Any other ``lightning.Trainer`` argument, written ``trainer.<name>`` (``trainer.gradient_clip_val=1.0``):
+    checked against the Trainer's signature and passed on (:mod:`augself.trainer_args`)."""
+
+
+_TRAINER_FIELDS = [f.name for f in fields(TrainerConfig)]
 
 
 @dataclass
@@ -223,6 +230,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not isinstance(o, str) or "=" not in o:
             raise ConfigError(f"overrides must look like key=value, got {[o]}")
         raw = parse_override(o)
+        move_trainer_args(raw, _TRAINER_FIELDS, f" (override {o!r})")
         check_shapes(raw, PretrainConfig, f" (override {o!r})", view_schema=ViewConfig)
         cfg = _merge(cfg, raw, f" (override {o!r})")
     try:
@@ -232,6 +240,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     except (TypeError, ValueError) as e:
         raise ConfigError(str(e) if isinstance(e, ConfigError) else " ".join(str(e).split())) from None
     assert isinstance(obj, PretrainConfig)
+    obj.trainer.lightning_args = {k: v for k, v in obj.trainer.lightning_args.items() if v is not None}  # null: unset
     validate(obj)
     return obj
 
@@ -259,6 +268,7 @@ def _load_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
         raise ConfigError(f"config 'base' cycle through {path}")
     raw = load_yaml_file(path)
     base = raw.pop("base", None)
+    move_trainer_args(raw, _TRAINER_FIELDS, f" (in {path})")
     check_shapes(raw, PretrainConfig, f" (in {path})", view_schema=ViewConfig)
     node = _merge(OmegaConf.create(), raw, f" (in {path})")
     if base is None:
@@ -380,7 +390,10 @@ def to_yaml(cfg: PretrainConfig) -> str:
 
 
 def to_dict(cfg: PretrainConfig) -> dict[str, Any]:
-    return asdict(cfg)
+    """``asdict`` with ``trainer.lightning_args`` listed as ``trainer.<name>`` keys, as written in a config."""
+    d = asdict(cfg)
+    d["trainer"] = flatten_trainer(d["trainer"])
+    return d
 
 
 def as_dictconfig(cfg: PretrainConfig) -> DictConfig:

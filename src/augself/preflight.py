@@ -7,23 +7,21 @@ It repeats :func:`augself.config.validate` (for configs built in Python) and add
   not a traceback from Lightning after the run folder was made), ``trainer.devices`` fits the device count;
 - the optional packages the settings need are installed (``model.backbone=timm:...``: timm;
   ``trainer.loggers``: tensorboard, wandb), with an install hint that works in a clone; a timm model name exists;
-- Lightning accepts the accelerator / devices / strategy / precision combination (its own connector, dry run).
+- Lightning accepts the accelerator / devices / strategy / precision combination (its own connector, dry run),
+  and each passed-through ``trainer.<name>`` argument (:func:`augself.trainer_args.dry_run`).
 
 Every failure is one :class:`~augself.config_error.ConfigError` line (CLI: exit status 2).
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import logging
-import warnings
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from augself.config_checks import parse_devices
 from augself.config_error import ConfigError
 from augself.optional import require
+from augself.trainer_args import dry_run, lightning_message, lightning_silenced
 
 if TYPE_CHECKING:
     from augself.config import PretrainConfig
@@ -40,6 +38,7 @@ def preflight(cfg: PretrainConfig) -> None:
     check_optional_packages(cfg)
     check_devices(cfg.trainer.accelerator, cfg.trainer.devices)
     check_trainer_connector(cfg)
+    dry_run(cfg.trainer.lightning_args)  # trainer.<other Trainer argument>: values Lightning refuses
 
 
 def check_optional_packages(cfg: PretrainConfig) -> None:
@@ -115,22 +114,6 @@ def check_devices(accelerator: str, devices: Any) -> None:
         )
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence Lightning's info lines and warnings (the real Trainer prints them once, later)."""
-    loggers = [logging.getLogger(n) for n in ("lightning", "lightning.pytorch", "lightning.fabric")]
-    levels = [lg.level for lg in loggers]
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
-
-
 def check_trainer_connector(cfg: PretrainConfig) -> None:
     """Lightning's own accelerator / strategy / precision checks, run without building a Trainer.
 
@@ -143,7 +126,7 @@ def check_trainer_connector(cfg: PretrainConfig) -> None:
         return
     t = cfg.trainer
     try:
-        with _quiet():
+        with lightning_silenced():
             _AcceleratorConnector(
                 accelerator=t.accelerator,
                 devices=t.devices,
@@ -153,7 +136,7 @@ def check_trainer_connector(cfg: PretrainConfig) -> None:
                 sync_batchnorm=False,
             )
     except Exception as e:  # MisconfigurationException, ValueError, TypeError, ...: all mean "these settings"
-        what = " ".join(str(e).split()) or type(e).__name__
+        what = lightning_message(e)
         raise ConfigError(
             f"trainer settings (accelerator={t.accelerator}, devices={t.devices}, strategy={t.strategy}, "
             f"precision={t.precision}) rejected by Lightning: {what}"

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -33,7 +34,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import Tensor
 
-from augself.config import ConfigError
+from augself.config import ConfigError, TrainerConfig
 
 try:
     import resource
@@ -289,9 +290,25 @@ RESUME_IGNORED: tuple[str, ...] = (
     "monitor.temperature",
     "monitor.train_split",
     "monitor.test_split",
+    # lightning.Trainer arguments passed through as trainer.<name> (augself.trainer_args) that change no result
+    "trainer.max_time",
+    "trainer.benchmark",
+    "trainer.profiler",
+    "trainer.detect_anomaly",
+    "trainer.enable_model_summary",
+    "trainer.num_sanity_val_steps",
+    "trainer.limit_val_batches",
+    "trainer.limit_test_batches",
+    "trainer.limit_predict_batches",
+    "trainer.val_check_interval",
+    "trainer.check_val_every_n_epoch",
+    "trainer.inference_mode",
+    "trainer.enable_autolog_hparams",
+    "trainer.model_registry",
 )
 #: Settings that may be changed on resume (e.g. train longer, lower the lr, move the data); the continued run then
-#: differs from an uninterrupted one, so a warning names them.
+#: differs from an uninterrupted one, so a warning names them. So may every other passed-through Trainer argument
+#: (``trainer.gradient_clip_val``, ``trainer.limit_train_batches``, ...: :func:`_is_lightning_arg`).
 RESUME_ALLOWED: tuple[str, ...] = (
     "trainer.epochs",
     "trainer.max_steps",
@@ -327,6 +344,12 @@ def _matches(key: str, patterns: tuple[str, ...]) -> bool:
     return any(key == p or (p.endswith(".") and key.startswith(p)) for p in patterns)
 
 
+def _is_lightning_arg(key: str) -> bool:
+    """``trainer.<name>`` for a passed-through ``lightning.Trainer`` argument (not a :class:`TrainerConfig` field)."""
+    section, _, name = key.partition(".")
+    return section == "trainer" and "." not in name and name not in {f.name for f in dataclasses.fields(TrainerConfig)}
+
+
 def check_resume_config(
     checkpoint: dict[str, Any], config: dict[str, Any], num_classes: int | None, path: str | os.PathLike[str]
 ) -> list[str]:
@@ -347,7 +370,7 @@ def check_resume_config(
         if va == vb or _matches(key, RESUME_IGNORED):
             continue
         line = f"{key}: {va!r} in the checkpoint, {vb!r} now"
-        (allowed if _matches(key, RESUME_ALLOWED) else refused).append(line)
+        (allowed if _matches(key, RESUME_ALLOWED) or _is_lightning_arg(key) else refused).append(line)
     saved_classes = hp.get("num_classes")
     if saved_classes != num_classes:
         refused.append(f"number of classes: {saved_classes} in the checkpoint, {num_classes} now")

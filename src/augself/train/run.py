@@ -17,15 +17,18 @@ metrics, so ``--resume`` after a ``kill -9`` continues exactly (on CPU: a bit-id
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
 from lightning.pytorch.loggers import Logger
 from torch.utils.data import DataLoader, Dataset
@@ -34,6 +37,7 @@ from augself.config import ConfigError, PretrainConfig, to_dict, to_yaml
 from augself.data.folder import FileListDataset
 from augself.data.registry import build_dataset, pretrain_split, use_crop_mode
 from augself.models.backbones import save_backbone
+from augself.quiet import quiet_lightning
 from augself.train.checkpointing import (
     AtomicCheckpointIO,
     CheckpointReadError,
@@ -60,6 +64,7 @@ from augself.train.run_folder import RunFolderLock, check_new_run, clear_run, is
 from augself.train.sampler import ResumableDataLoader, ResumableSampler
 from augself.train.scaling import batch_plan
 from augself.train.sync_bn import SyncBatchNormPlugin
+from augself.trainer_args import lightning_message
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +159,7 @@ def build_trainer(
     keep_rows: int | None = None,
 ) -> L.Trainer:
     """A Trainer with atomic, exactly resumable checkpoints (:class:`ResumableCheckpoint` first in line)."""
+    quiet_lightning()  # under the CLI without --verbose: Lightning's info lines off (augself.quiet)
     t = cfg.trainer
     ckpt = ResumableCheckpoint(
         out / "checkpoints", every_n_steps=t.checkpoint_every_n_steps, every_n_epochs=t.checkpoint_every_n_epochs
@@ -164,7 +170,7 @@ def build_trainer(
     loggers = _loggers(cfg, out, resume_step, keep_rows)
     if loggers:
         extra.append(LearningRateMonitor(logging_interval="step"))
-    return L.Trainer(
+    kwargs: dict[str, Any] = dict(
         default_root_dir=out,
         max_epochs=t.epochs,
         max_steps=t.max_steps,
@@ -185,6 +191,25 @@ def build_trainer(
         deterministic=t.deterministic,
         use_distributed_sampler=True,
     )
+    if not t.lightning_args:
+        return L.Trainer(**kwargs)
+    # trainer.<name>: other Trainer arguments (augself.trainer_args; none of those set above but enable_model_summary)
+    try:
+        return L.Trainer(**{**kwargs, **t.lightning_args})
+    except (MisconfigurationException, ValueError, TypeError) as e:  # a combination the dry run could not see
+        given = ", ".join(f"trainer.{k}={v!r}" for k, v in t.lightning_args.items())
+        raise ConfigError(f"trainer settings rejected by Lightning (with {given}): {lightning_message(e)}") from None
+
+
+def log_interval(requested: int, batches: int, lightning_args: dict[str, Any]) -> int:
+    """``trainer.log_every_n_steps`` capped to the batches of one epoch on one device (``batches``, after
+    ``limit_train_batches``), so that a short epoch still logs and Lightning does not warn about it."""
+    limit = lightning_args.get("limit_train_batches")
+    if isinstance(limit, float):
+        batches = int(batches * limit)
+    elif isinstance(limit, int) and not isinstance(limit, bool):
+        batches = min(batches, limit)
+    return max(1, min(requested, batches)) if batches >= 1 else requested
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
@@ -220,10 +245,16 @@ def run_pretrain(
     :class:`augself.train.checkpointing.CheckpointWriteError` for a read-only or full output folder (``OSError``),
     :class:`NonFiniteLossError` when the loss becomes NaN / inf (``last.ckpt`` then holds the last good step) and
     :class:`augself.train.interrupt.TrainingInterrupted` on SIGTERM / SIGINT (after saving ``last.ckpt``).
+
+    ``trainer.fast_dev_run`` (Lightning's smoke test) runs in a temporary folder that is then removed: ``cfg.out``
+    is neither created nor changed and the returned path no longer exists.
     """
     from augself.preflight import preflight
 
     preflight(cfg)  # every check that needs no file (config, devices, optional packages): before the folder exists
+    smoke = _smoke_test_folder(cfg, resume)  # trainer.fast_dev_run: a temporary folder, cfg.out stays untouched
+    if smoke is not None:
+        cfg = dataclasses.replace(cfg, out=smoke.name)
     out = Path(cfg.out)
     owner = is_launch_rank_zero()  # DDP: the other ranks neither lock nor check (rank 0 writes the folder)
     if resume and overwrite:
@@ -245,6 +276,25 @@ def run_pretrain(
         if created:
             with contextlib.suppress(OSError):
                 out.rmdir()  # only when nothing was written (a user error before the run started)
+        if smoke is not None:
+            smoke.cleanup()
+
+
+def _smoke_test_folder(cfg: PretrainConfig, resume: bool) -> tempfile.TemporaryDirectory[str] | None:
+    """With ``trainer.fast_dev_run`` (Lightning's smoke test: a few batches, no loggers) the run happens in a
+    temporary folder removed afterwards, so no ``config.yaml`` / ``last.ckpt`` / ``backbone.pt`` of a 1-step run
+    can pass for a finished one; ``cfg.out`` is neither created nor changed."""
+    if not is_fast_dev_run(cfg):
+        return None
+    if resume:
+        raise ConfigError("trainer.fast_dev_run is a smoke test in a temporary folder and cannot --resume; drop one")
+    return tempfile.TemporaryDirectory(prefix="augself-fast-dev-run-")
+
+
+def is_fast_dev_run(cfg: PretrainConfig) -> bool:
+    """``trainer.fast_dev_run`` is on (true or a number of batches >= 1)."""
+    value = cfg.trainer.lightning_args.get("fast_dev_run", False)
+    return value is True or (not isinstance(value, bool) and isinstance(value, int) and value > 0)
 
 
 def _run(cfg: PretrainConfig, resume: bool, callbacks: list[L.Callback] | None, overwrite: bool) -> Path:
@@ -299,6 +349,10 @@ def _run(cfg: PretrainConfig, resume: bool, callbacks: list[L.Callback] | None, 
     plan = batch_plan(cfg.trainer, cfg.optim.base_lr, cfg.optim.scale_lr, trainer.world_size)
     if trainer.is_global_zero:
         print(plan.describe(), flush=True)  # one line per run: the batch and lr actually used
+    per_rank = -(-len(dataset) // trainer.world_size)  # type: ignore[arg-type]  # DistributedSampler: ceil
+    trainer.log_every_n_steps = log_interval(
+        cfg.trainer.log_every_n_steps, per_rank // plan.per_device, cfg.trainer.lightning_args
+    )
     if overwrite:
         clear_run(out)
     (out / "config.yaml").write_text(to_yaml(cfg))
@@ -335,7 +389,7 @@ def _run(cfg: PretrainConfig, resume: bool, callbacks: list[L.Callback] | None, 
             f"interrupted by {signal_name(signum)} at step {trainer.global_step}; "
             f"{ckpt_cb.describe_last()}; continue with --resume",
         ) from None
-    if trainer.is_global_zero:
+    if trainer.is_global_zero and not is_fast_dev_run(cfg):  # a smoke test exports nothing
         _export_backbone(module.method.backbone, out / "backbone.pt", ckpt_cb, cfg, module.view_cfgs)
         if "csv" in cfg.trainer.loggers:
             _draw_curves(out)
