@@ -338,3 +338,31 @@ def test_cli_format_names_match_the_library() -> None:
     from augself.export_cli import FORMATS as CLI_FORMATS
 
     assert CLI_FORMATS == FORMATS
+
+
+class _Tiny(nn.Module):
+    """A user's own backbone (pretrained with ``PretrainModule(cfg, backbone=net)``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x)).mean((2, 3))
+
+
+def test_custom_backbone_exports_its_own_keys_unchecked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from augself.models.backbones import Backbone
+
+    net = _Tiny()
+    save_backbone(Backbone(net, 4, "custom:test_export._Tiny"), tmp_path / "backbone.pt")
+    assert main(["export", str(tmp_path / "backbone.pt"), "--out", str(tmp_path / "mine.pt")]) == 0
+    captured = capsys.readouterr()
+    assert "not checked" in captured.out and "your own test_export._Tiny module" in captured.out
+    assert "augself export: note: a custom backbone" in captured.err
+    fresh = _Tiny()
+    fresh.load_state_dict(torch.load(tmp_path / "mine.pt", weights_only=True), strict=True)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), net.state_dict().values(), strict=True))
+    assert main(["export", str(tmp_path / "backbone.pt"), "--out", str(tmp_path / "x.pt"), "--format", "timm"]) == 2
+    assert "your own module" in _one_error_line(capsys)

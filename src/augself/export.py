@@ -75,9 +75,9 @@ def resolve_format(info: BackboneInfo, fmt: str = "auto") -> str:
             f"use --format {'timm' if is_timm else 'augself'}"
         )
     if fmt == "timm" and arch not in RESNETS and not is_timm:
+        what = "your own module" if arch.startswith("custom:") else "augself's own CPU network"
         raise ValueError(
-            f"a {arch!r} backbone has no timm equivalent (it is augself's own CPU network); use --format augself "
-            "(keys of augself.models.backbones.small_cnn)"
+            f"a {arch!r} backbone has no timm equivalent (it is {what}); use --format augself (its own keys)"
         )
     if fmt == "timm" and arch in RESNETS:
         extra = sorted(set(info.kwargs) - set(_STEM_KWARGS))
@@ -170,12 +170,15 @@ class ExportResult:
     tensors: int
     sidecar: Path | None
     notes: tuple[str, ...]
+    checked: bool = True  # strict load + identical features verified (not possible for a user's own module)
 
     def summary(self) -> str:
         where = f"; metadata in {self.sidecar}" if self.sidecar else "; metadata embedded (key 'augself')"
+        how = "loads with strict=True into" if self.checked else "holds the keys of"
+        check = "; features checked identical" if self.checked else "; not checked"
         return (
-            f"wrote {self.out}: {self.tensors} tensors, a {self.format} state_dict ({self.container}) that loads with "
-            f"strict=True into {self.stock}; features checked identical{where}"
+            f"wrote {self.out}: {self.tensors} tensors, a {self.format} state_dict ({self.container}) that {how} "
+            f"{self.stock}{check}{where}"
         )
 
 
@@ -187,8 +190,13 @@ def _stock_name(info: BackboneInfo, fmt: str) -> str:
     if fmt == "timm":
         name = info.architecture.removeprefix("timm:")
         return f"timm.create_model({name!r}, num_classes=0){stem}"
-    widths = kw.get("widths")
-    return f"augself.models.backbones.{info.architecture}(" + (f"widths={widths})" if widths else ")")
+    if info.architecture.startswith("custom:"):
+        return f"your own {info.architecture.removeprefix('custom:')} module (its state_dict)"
+    if info.architecture == "small_cnn":
+        args = [f"in_channels={kw['in_channels']}"] if kw.get("in_channels", 3) != 3 else []
+        args += [f"widths={kw['widths']}"] if kw.get("widths") else []
+        return f"augself.models.backbones.small_cnn({', '.join(args)})"
+    return f"augself.models.build_backbone({info.architecture!r}, **kwargs).net"
 
 
 def _metadata(info: BackboneInfo, fmt: str, src: Path) -> dict[str, Any]:
@@ -245,6 +253,8 @@ def export_backbone(
     fmt = resolve_format(info_from_checkpoint(ckpt, f), fmt)
     if container == "safetensors":
         require("safetensors", f"--out {out.name} (safetensors)")
+    if str(ckpt["name"]).startswith("custom:"):
+        return _export_custom(ckpt, f, out, container, sidecar)
     backbone = backbone_from_checkpoint(ckpt, f).eval()
     del ckpt
     info = dataclasses.replace(backbone.info, path=f)
@@ -261,7 +271,7 @@ def export_backbone(
     state = {k: state[k] for k in order}
     _write(out, state, meta, container, sidecar)
     notes = []
-    if fmt == "augself":
+    if fmt == "augself" and info.architecture == "small_cnn":
         notes.append(
             f"{info.architecture} is augself's own network with no torchvision / timm equivalent: the keys are those "
             f"of {_stock_name(info, fmt)}"
@@ -269,6 +279,21 @@ def export_backbone(
     if info.unknown and meta["preprocessing"] is None:
         notes.append(info.note() or "")
     return ExportResult(out, fmt, container, _stock_name(info, fmt), len(state), sidecar, tuple(notes))
+
+
+def _export_custom(ckpt: dict[str, Any], f: Path, out: Path, container: str, sidecar: Path | None) -> ExportResult:
+    """A user's own module (``custom:<module>.<class>``, pretrained with ``PretrainModule(cfg, backbone=net)``):
+    its own keys (``net.`` removed); augself cannot build the class, so nothing is checked."""
+    info = info_from_checkpoint(ckpt, f)
+    prefix = "net."
+    state = {k[len(prefix) :]: v.contiguous() for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    if len(state) != len(ckpt["state_dict"]):
+        raise ValueError(f"{f}: unexpected state_dict keys (augself's Backbone keys all start with {prefix!r})")
+    meta = _metadata(info, "augself", f)
+    _write(out, state, meta, container, sidecar)
+    name = _stock_name(info, "augself")
+    note = f"a custom backbone: the keys are those of {name}; load it with strict=True into an instance of your class"
+    return ExportResult(out, "augself", container, name, len(state), sidecar, (note,), checked=False)
 
 
 def _write(out: Path, state: dict[str, Tensor], meta: dict[str, Any], container: str, sidecar: Path | None) -> None:
