@@ -8,7 +8,8 @@
   (``interval="epoch"``: the AugSelf reference's ``CosineAnnealingLR(T_max=epochs)`` stepped at each epoch end,
   ``pretrain.py`` lines 55 and 345-348, i.e. ``lr_k = lr (1 + cos(pi k / E)) / 2`` during 0-based epoch k).
 - LARS (You et al., 2017) as used by SimCLR / BYOL / Barlow Twins for large batches.
-- Modules named in a method's ``fixed_lr_modules`` keep a constant lr (SimSiam predictor, Chen & He, 2021).
+- Modules named in a method's ``fixed_lr_modules`` (:class:`augself.methods.contract.Method`) keep a constant lr
+  (SimSiam predictor, Chen & He, 2021).
 """
 
 from __future__ import annotations
