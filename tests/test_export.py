@@ -366,3 +366,5 @@ def test_custom_backbone_exports_its_own_keys_unchecked(tmp_path: Path, capsys: 
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), net.state_dict().values(), strict=True))
     assert main(["export", str(tmp_path / "backbone.pt"), "--out", str(tmp_path / "x.pt"), "--format", "timm"]) == 2
     assert "your own module" in _one_error_line(capsys)
+    with pytest.raises(ValueError, match=r"your own module .* cannot rebuild"):
+        load_backbone(tmp_path / "backbone.pt")

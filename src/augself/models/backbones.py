@@ -246,6 +246,11 @@ def backbone_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike, expe
     """
     if expect is not None and ckpt["name"] != expect:
         raise ValueError(f"{path} holds a {ckpt['name']!r} backbone, but {expect!r} was expected")
+    if str(ckpt["name"]).startswith("custom:"):
+        raise ValueError(
+            f"{path} holds your own module ({ckpt['name'][7:]}), which augself cannot rebuild by name: build it "
+            "yourself and load the weights (augself export gives its own state_dict keys)"
+        )
     backbone = build_backbone(ckpt["name"], **ckpt["kwargs"])
     try:
         backbone.load_state_dict(ckpt["state_dict"])
