@@ -39,7 +39,8 @@ class ViewParams:
             if not fields:
                 raise TypeError("ViewParams needs at least one field (use ViewParams.identity for none)")
             ref = next(iter(fields.values()))
-            fields = {**identity_record(int(ref.shape[0]), ref.device), **fields}
+            n, dev = int(ref.shape[0]), ref.device
+            fields = {k: fields[k] if k in fields else f.identity(n, dev) for k, f in RECORD_FIELDS.items()}
         for name in RECORD_FIELDS:
             self.__dict__[name] = fields[name]
         self.cfg = cfg
