@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean test-min
+.PHONY: venv demo test lint bench clean test-min docs-check
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+
+# Every command of README.md and docs/*.md, run on generated data or validated (GPU, real datasets); see tools/docs_check.py.
+docs-check: $(STAMP)
+	$(PY) tools/docs_check.py
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,bench]"
