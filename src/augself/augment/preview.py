@@ -17,6 +17,8 @@ from torch import Tensor
 from augself.augment.config import AugmentConfig, ViewConfig
 from augself.augment.params import ViewParams
 from augself.augment.pipeline import Augmenter
+from augself.augment.specs.registry import describe as describe_record
+from augself.augment.specs.registry import preview_targets
 from augself.augment.targets import relative_targets
 
 if TYPE_CHECKING:
@@ -44,22 +46,8 @@ def _fmt(v: Tensor) -> str:
 
 
 def describe(p: ViewParams, b: int) -> str:
-    """One sample's recorded parameters as a short multi-line string."""
-    c = p.crop[b]
-    lines = [f"crop t{c[0]:.2f} l{c[1]:.2f} h{c[2]:.2f} w{c[3]:.2f}  flip {int(p.flip[b])}"]
-    if p.jitter[b]:
-        bb, cc, ss, hh = p.color[b].tolist()
-        order = "".join("bcsh"[i] for i in p.order[b].tolist())
-        lines.append(f"jit b{bb:.2f} c{cc:.2f} s{ss:.2f} h{hh:+.2f} ({order})")
-    else:
-        lines.append("jit -")
-    extra = f"gray {int(p.gray[b])}  blur {float(p.sigma[b]):.2f}"
-    if p.solarize[b]:
-        extra += f"  sol {float(p.threshold[b]):.2f}"
-    if p.rot[b]:
-        extra += f"  rot {int(p.rot[b])}"
-    lines.append(extra)
-    return "\n".join(lines)
+    """One sample's recorded parameters as a short multi-line string (each augmentation's spec label)."""
+    return describe_record(p, b)
 
 
 def render_preview(
@@ -68,7 +56,7 @@ def render_preview(
     path: str | Path,
     n_pairs: int = 8,
     seed: int = 0,
-    names: Sequence[str] = ("crop", "color", "flip", "blur"),
+    names: Sequence[str] | None = None,
     source_crop: Tensor | None = None,
     titles: Sequence[str] | None = None,
 ) -> Path:
@@ -92,7 +80,7 @@ def render_preview(
         raise ValueError(f"render_preview got {len(titles)} titles for {n_views} views")
     p1, p2 = views[0][1], views[1][1]
     cfg1, cfg2 = augmenter.views[0], augmenter.views[1]
-    targets = relative_targets(p1, p2, names, cfg1, cfg_b=cfg2)
+    targets = relative_targets(p1, p2, preview_targets((cfg1, cfg2)) if names is None else names)
 
     cols = n_views + 2
     row_h = max(2.3, 0.11 * (3 * n_views + 1 + len(targets)))  # room for every view's record lines
@@ -189,16 +177,8 @@ def config_views(cfg: PretrainConfig) -> tuple[AugmentConfig, list[str]]:
 
 
 def _shown_targets(views: Sequence[ViewConfig]) -> list[str]:
-    """AugSelf targets of views 1 and 2 whose augmentation either view can apply (the crop always)."""
-    on = {
-        "crop": lambda v: True,
-        "color": lambda v: v.jitter_p > 0,
-        "flip": lambda v: v.flip_p > 0,
-        "blur": lambda v: v.blur_p > 0,
-        "sol": lambda v: v.solarize_p > 0,
-        "rot": lambda v: v.rotate_p > 0,
-    }
-    return [name for name, enabled in on.items() if any(enabled(v) for v in views[:2])]
+    """AugSelf targets of views 1 and 2 whose augmentation either view can apply (from the augmentation specs)."""
+    return preview_targets(views[:2])
 
 
 def preview_dataset(
