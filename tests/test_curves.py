@@ -13,6 +13,9 @@ from PIL import Image
 from augself.cli import main
 from augself.train import curves
 from augself.train.curves import ACCURACY, LEARNING_RATE, TOTAL_LOSS, collect_series, read_run, run_labels, write_curves
+from helpers import TINY_RUN
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny runs and figures: one thread is faster on a busy host
 
 # The columns ResumableCSVLogger writes for SimCLR + AugSelf(crop) with the online probe and the kNN monitor: the lr
 # row and the step rows are separate lines (Lightning's layout), the epoch row holds loss_epoch and the kNN value.
@@ -202,21 +205,7 @@ def test_failed_write_keeps_the_old_image_and_leaves_no_temporary(tmp_path: Path
     assert out.read_bytes() == before and sorted(p.name for p in run.iterdir()) == ["curves.png", "metrics.csv"]
 
 
-TINY = [
-    "data.name=synthetic",
-    "data.n=64",
-    "data.size=16",
-    "data.num_workers=0",
-    "augment.size=16",
-    "model.backbone=small_cnn",
-    "trainer.batch_size=32",
-    "trainer.epochs=1",
-    "trainer.progress_bar=false",
-    "trainer.accelerator=cpu",
-    "trainer.devices=1",
-    "trainer.log_every_n_steps=1",
-    "augself.crop=1.0",
-]
+TINY = [*TINY_RUN, "trainer.epochs=1", "trainer.log_every_n_steps=1", "augself.crop=1.0"]
 
 
 def test_a_finished_run_draws_its_curves(tmp_path: Path) -> None:

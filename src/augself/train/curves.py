@@ -209,7 +209,8 @@ def write_curves(runs: Sequence[Path | str], out: Path | str, dpi: int = 100) ->
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-        if len(terms) > 1 or len(paths) > 1:
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        if any(terms) or len(paths) > 1:  # a named term (accuracy: which one) or several runs
             ax.legend(fontsize=6)
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
