@@ -19,6 +19,7 @@ Each command is then either **run** or **validated**, and the script prints whic
   - small settings appended (``SHRINK``; later options and ``key=value`` overrides win): pretraining stops after
     2 steps of batch 16 on 64 generated images, ``demo`` gets ``--quick --seeds 1``, evaluations fewer weight
     decays / episodes / images, ``transfer`` a copy of its suite with 3 weight decays and 5 episodes.
+    A command repeated verbatim elsewhere (same environment, reading no ``runs/<x>``) is run once.
 * validated, when running needs what this machine lacks: ``pretrain`` / ``eval`` / ``transfer`` on a named dataset
   that is not on disk (CIFAR, STL-10, ImageNet, the paper's transfer sets) or on a GPU / several GPUs: the command
   line is parsed by the ``augself`` CLI and its config (``load_config``: every key and value checked) or suite
@@ -43,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,7 +112,6 @@ class Outcome:
     action: str  # "run" | "validated" | "failed"
     note: str = ""
     seconds: float = 0.0
-    extra: list[str] = field(default_factory=list)
 
 
 def doc_files() -> list[Path]:
@@ -187,6 +187,8 @@ def parse_cli(argv: Sequence[str]) -> argparse.Namespace:
     try:
         with contextlib.redirect_stderr(err):
             args, extra = parser.parse_known_args(list(argv))
+            if "--verbose" in extra:  # also accepted after the command, as augself.cli.main does
+                extra = [e for e in extra if e != "--verbose"]
     except SystemExit:
         raise ValueError(
             err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "cannot parse"
@@ -482,11 +484,17 @@ def _check(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
         raise RuntimeError(f"exit status {r.returncode}: {' | '.join(tail)}")
 
 
+def _reads_runs(argv: Sequence[str]) -> bool:
+    """Whether a command reads a ``runs/<x>`` folder (its result then depends on the commands before it)."""
+    return any(t.startswith("runs/") and (i == 0 or argv[i - 1] != "--out") for i, t in enumerate(argv))
+
+
 def check(files: Sequence[Path] | None, only: str | None, dry: bool, keep: Path | None) -> list[Outcome]:
     """Handle every command of ``files`` (default: README.md and docs/*.md); print one line per command."""
     tmp = keep or Path(tempfile.mkdtemp(prefix="augself-docs-check-"))
     tmp.mkdir(parents=True, exist_ok=True)
     outcomes: list[Outcome] = []
+    ran_alone: dict[tuple[object, ...], str] = {}
     try:
         box = Sandbox(tmp)
         for f in files or doc_files():
@@ -496,7 +504,13 @@ def check(files: Sequence[Path] | None, only: str | None, dry: bool, keep: Path 
                     continue
                 cwd = box.block_dir()
                 for c in cmds:
-                    o = handle(c, box, cwd, dry=dry)
+                    key = (*sorted(c.env.items()), *c.argv)
+                    if key in ran_alone:  # the same self-contained command already ran (README and docs/ repeat some)
+                        o = Outcome(c, "run", f"same command as {ran_alone[key]}, which ran")
+                    else:
+                        o = handle(c, box, cwd, dry=dry)
+                        if o.action == "run" and not dry and not _reads_runs(c.argv):
+                            ran_alone[key] = c.where
                     outcomes.append(o)
                     print(f"[{o.action:9s} {o.seconds:6.1f}s] {o.command.where}: {o.command.text}", flush=True)
                     if o.note:
@@ -531,8 +545,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     files = [f.resolve() for f in a.files] or None
     outcomes = check(files, a.only, a.list, a.keep)
     print(summary(outcomes))
-    py = list(iter_python_blocks(files))
-    print(f"python blocks: {len(py)} (those of docs/api.md and README.md are executed by tests/test_docs.py)")
+    run_by_tests = {REPO / "README.md", REPO / "docs" / "api.md"}
+    other = [b for b in iter_python_blocks(files) if b.path not in run_by_tests]
+    print("python blocks: those of README.md and docs/api.md are executed by tests/test_docs.py", end="")
+    print("; not executed: " + ", ".join(f"{b.path.relative_to(REPO)}:{b.line}" for b in other) if other else "")
     return 1 if any(o.action == "failed" for o in outcomes) else 0
 
 
