@@ -29,7 +29,7 @@ NOTATION = {"configs/a/x.yaml", "configs/a/y.yaml"}
 # What the test changes in a snippet before running it (fewer images and steps; each text must be in the snippet,
 # so a changed snippet fails here until this table follows it). Keyed by the start of the section's heading.
 SHRINK: dict[str, list[tuple[str, str]]] = {
-    "(a)": [("(256, 3, 40, 40)", "(16, 3, 40, 40)"), ("batch_size=64", "batch_size=8")],
+    "(a)": [("(256, 3, 40, 40)", "(8, 3, 40, 40)"), ("batch_size=64", "batch_size=8")],
     "(b)": [
         (
             '"data.n=2000", "trainer.epochs=2"',
