@@ -147,6 +147,8 @@ def test_owned_names_are_this_lightnings_parameters() -> None:
         ("trainer.fast_dev_run=[1]", "trainer.fast_dev_run must be "),
         ("trainer.limit_train_batches=0", "trainer.limit_train_batches must be > 0"),
         ("trainer.gradient_clip_val=.inf", "trainer.gradient_clip_val must be a finite number"),
+        ("trainer.max_time={seconds: 0}", "trainer.max_time must be a duration > 0"),
+        ("trainer.max_time='00:00:00:00'", "trainer.max_time must be a duration > 0"),
     ],
 )
 def test_value_of_the_wrong_type_is_refused_when_loading(override: str, expected: str) -> None:
@@ -174,6 +176,28 @@ def test_value_lightning_refuses_is_one_line_exit_2_nothing_created(
     assert err.startswith(f"augself pretrain: error: trainer.{name}=") and "rejected by Lightning" in err
     assert len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_resume_comparison_of_passed_through_arguments() -> None:
+    """A changed Trainer argument may differ on --resume with a warning line (as trainer.epochs); max_time (when to
+    stop) silently; a model setting still refuses the checkpoint."""
+    from augself.train.checkpointing import check_resume_config
+
+    def ckpt(*over: str) -> dict[str, object]:
+        return {"hyper_parameters": {"config": to_dict(load_config(None, list(over))), "num_classes": None}}
+
+    saved = ckpt("trainer.gradient_clip_val=1.0", "trainer.max_time='00:01:00:00'")
+    now = to_dict(load_config(None, ["trainer.gradient_clip_val=0.5", "trainer.max_time='00:02:00:00'"]))
+    assert check_resume_config(saved, now, None, "last.ckpt") == [
+        "trainer.gradient_clip_val: 1.0 in the checkpoint, 0.5 now"
+    ]
+    now = to_dict(load_config(None, ["trainer.max_time='00:02:00:00'"]))  # dropped: Lightning's default again
+    assert check_resume_config(saved, now, None, "last.ckpt") == [
+        "trainer.gradient_clip_val: 1.0 in the checkpoint, '<unset>' now"
+    ]
+    assert check_resume_config(ckpt(), to_dict(load_config(None, [])), None, "last.ckpt") == []
+    with pytest.raises(ConfigError, match=r"model\.backbone"):
+        check_resume_config(saved, to_dict(load_config(None, ["model.backbone=resnet18"])), None, "last.ckpt")
 
 
 def test_log_interval_is_capped_to_an_epoch() -> None:

@@ -193,6 +193,19 @@ def check_lightning_args(args: Any, ours: list[str]) -> None:
             raise ConfigError(f"{key} must be {what}{_EXAMPLES.get(name, '')}, got {value!r}")
         if name in POSITIVE and not isinstance(value, bool) and isinstance(value, int | float) and value <= 0:
             raise ConfigError(f"{key} must be > 0 (a number of batches, or a fraction of the epoch), got {value!r}")
+        if name == "max_time" and _zero_duration(value):
+            raise ConfigError(f"{key} must be a duration > 0 (0 stops before the first step), got {value!r}")
+
+
+def _zero_duration(value: Any) -> bool:
+    """``"00:00:00:00"`` or ``{seconds: 0}``: a ``max_time`` that trains nothing (other forms: Lightning checks)."""
+    if isinstance(value, str):
+        parts = value.split(":")
+        return all(p.strip().isdigit() for p in parts) and all(int(p) == 0 for p in parts)
+    if isinstance(value, dict) and value:
+        numbers = [v for v in value.values() if isinstance(v, int | float) and not isinstance(v, bool)]
+        return len(numbers) == len(value) and all(v == 0 for v in numbers)
+    return False
 
 
 # ------------------------------------------------------------------------------------------ Lightning's own checks

@@ -389,11 +389,24 @@ def _run(cfg: PretrainConfig, resume: bool, callbacks: list[L.Callback] | None, 
             f"interrupted by {signal_name(signum)} at step {trainer.global_step}; "
             f"{ckpt_cb.describe_last()}; continue with --resume",
         ) from None
+    if trainer.is_global_zero and "max_time" in cfg.trainer.lightning_args and _stopped_early(trainer, cfg):
+        print(
+            f"stopped by trainer.max_time={cfg.trainer.lightning_args['max_time']!r} at step {trainer.global_step} "
+            f"of {int(trainer.estimated_stepping_batches)}; backbone.pt holds this state; --resume with a larger "
+            "trainer.max_time continues",
+            flush=True,
+        )
     if trainer.is_global_zero and not is_fast_dev_run(cfg):  # a smoke test exports nothing
         _export_backbone(module.method.backbone, out / "backbone.pt", ckpt_cb, cfg, module.view_cfgs)
         if "csv" in cfg.trainer.loggers:
             _draw_curves(out)
     return out
+
+
+def _stopped_early(trainer: L.Trainer, cfg: PretrainConfig) -> bool:
+    """Training ended before ``trainer.epochs`` / ``trainer.max_steps`` (Lightning's ``max_time`` timer stopped it)."""
+    steps_left = cfg.trainer.max_steps < 0 or trainer.global_step < cfg.trainer.max_steps
+    return trainer.current_epoch < cfg.trainer.epochs and steps_left
 
 
 def _draw_curves(out: Path) -> None:
