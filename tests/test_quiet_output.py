@@ -86,20 +86,23 @@ def test_quiet_output_filters_only_known_dependency_warnings() -> None:
         warnings.simplefilter("always")  # not the project's pytest filters (they hide Lightning's UserWarnings)
         with quiet_output():  # its filters go in front of "always"
             for w in KNOWN_WARNINGS:
-                warnings.warn_explicit(w.example, w.category, "x.py", 1, module=lightning_module)
+                warnings.warn_explicit(w.example, w.category, "x.py", 1, module=w.source)
             assert seen == []
             warnings.warn_explicit(KNOWN_WARNINGS[0].example, FutureWarning, "x.py", 1, module="augself.data.folder")
+            all_gather = next(w for w in KNOWN_WARNINGS if w.source.startswith("augself"))  # only from that module
+            warnings.warn_explicit(all_gather.example, FutureWarning, "x.py", 1, module="augself.methods.utils2")
             warnings.warn_explicit("skipped 3 corrupt image(s)", UserWarning, "x.py", 1, module="augself.data.folder")
             warnings.warn_explicit("something new", UserWarning, "x.py", 1, module=lightning_module)
         assert [str(w.message) for w in seen] == [
             KNOWN_WARNINGS[0].example,
+            all_gather.example,
             "skipped 3 corrupt image(s)",
             "something new",
         ]
         with quiet_output(verbose=True):
             for w in KNOWN_WARNINGS:
-                warnings.warn_explicit(w.example, w.category, "x.py", 1, module=lightning_module)
-        assert len(seen) == 3 + len(KNOWN_WARNINGS)
+                warnings.warn_explicit(w.example, w.category, "x.py", 1, module=w.source)
+        assert len(seen) == 4 + len(KNOWN_WARNINGS)
 
 
 def test_lightning_loggers_are_raised_and_restored() -> None:
@@ -115,3 +118,19 @@ def test_lightning_loggers_are_raised_and_restored() -> None:
     with quiet_output(verbose=True):
         quiet_lightning()
         assert {n: logging.getLogger(n).level for n in LIGHTNING_LOGGERS} == before
+
+
+@pytest.mark.parametrize(("env", "lines"), [({}, 1), ({"LOCAL_RANK": "1"}, 0), ({"RANK": "0"}, 1)])
+def test_final_line_once_per_run_not_per_ddp_process(
+    env: dict[str, str], lines: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under DDP every process runs the command; only launch rank 0 prints the run directory."""
+    import augself.train.run
+
+    monkeypatch.setattr(augself.train.run, "run_pretrain", lambda cfg, **kw: Path(cfg.out))
+    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["pretrain", "--out", str(tmp_path / "run"), *TINY]) == 0
+    assert capsys.readouterr().out.count("run directory: ") == lines

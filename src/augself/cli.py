@@ -21,6 +21,7 @@ def _pretrain(args: argparse.Namespace) -> None:
     from augself.config import load_config
     from augself.train.interrupt import TrainingInterrupted
     from augself.train.run import is_fast_dev_run, run_pretrain
+    from augself.train.run_folder import is_launch_rank_zero
 
     overrides = list(args.overrides)
     if args.out:
@@ -33,6 +34,8 @@ def _pretrain(args: argparse.Namespace) -> None:
     except TrainingInterrupted as e:  # SIGTERM / SIGINT: one line, exit 128 + signal (143 / 130), never 0
         print(f"augself pretrain: {e}", file=sys.stderr, flush=True)
         raise SystemExit(e.exit_code) from None
+    if not is_launch_rank_zero():  # DDP: every process runs this command; rank 0 reports
+        return
     if is_fast_dev_run(cfg):
         print(f"trainer.fast_dev_run: the smoke test passed; nothing was saved ({cfg.out} is untouched)")
     else:
