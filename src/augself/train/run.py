@@ -231,9 +231,18 @@ def _callback_state(ckpt: dict[str, Any], cls: type) -> dict[str, Any]:
 
 
 def run_pretrain(
-    cfg: PretrainConfig, resume: bool = False, callbacks: list[L.Callback] | None = None, overwrite: bool = False
+    cfg: PretrainConfig,
+    resume: bool = False,
+    callbacks: list[L.Callback] | None = None,
+    overwrite: bool = False,
+    *,
+    backbone: torch.nn.Module | None = None,
+    feature_dim: int | None = None,
 ) -> Path:
     """Pretrain according to ``cfg``; with ``resume`` continue from ``<out>/checkpoints/last.ckpt``.
+
+    ``backbone`` / ``feature_dim``: pretrain your own ``nn.Module`` instead of ``cfg.model.backbone`` (see
+    :class:`PretrainModule`; ``--resume`` needs the same module again).
 
     ``callbacks`` are extra Lightning callbacks (e.g. early stopping, custom logging). A folder that holds
     another run's weights (``backbone.pt``, ``config.yaml``, ``checkpoints/*.ckpt``) is only replaced with
@@ -269,7 +278,7 @@ def run_pretrain(
             if lock is not None:
                 lock.acquire()
                 check_new_run(out, resume, overwrite)  # under the lock: a run still writing is reported as busy
-            return _run(cfg, resume, callbacks, overwrite=overwrite and owner)
+            return _run(cfg, resume, callbacks, overwrite and owner, backbone, feature_dim)
     finally:
         if lock is not None:
             lock.release()
@@ -297,7 +306,14 @@ def is_fast_dev_run(cfg: PretrainConfig) -> bool:
     return value is True or (not isinstance(value, bool) and isinstance(value, int) and value > 0)
 
 
-def _run(cfg: PretrainConfig, resume: bool, callbacks: list[L.Callback] | None, overwrite: bool) -> Path:
+def _run(
+    cfg: PretrainConfig,
+    resume: bool,
+    callbacks: list[L.Callback] | None,
+    overwrite: bool,
+    backbone: torch.nn.Module | None = None,
+    feature_dim: int | None = None,
+) -> Path:
     out = Path(cfg.out)
     last = out / "checkpoints" / "last.ckpt"
     ckpt = _load_checkpoint(last) if resume else None
@@ -325,7 +341,7 @@ def _run(cfg: PretrainConfig, resume: bool, callbacks: list[L.Callback] | None, 
         rows = _callback_state(ckpt, ResumableCheckpoint).get("csv_rows")
         keep_rows = int(rows) if rows is not None else None
         del ckpt
-    module = PretrainModule(cfg, num_classes)
+    module = PretrainModule(cfg, num_classes, backbone=backbone, feature_dim=feature_dim)
     dataset = use_crop_mode(dataset, d.crop, module.view_cfgs, d.reduced_decode, seed=cfg.seed)
     check_free_space(out, 2 * checkpoint_bytes(module))
 
