@@ -48,12 +48,12 @@ def test_preview_errors(tmp_path: Path) -> None:
 
 
 def test_describe_shows_recorded_values() -> None:
-    aug = Augmenter(AugmentConfig.symmetric(1, size=8, jitter_p=1.0, solarize_p=1.0, rotate_p=1.0))
+    aug = Augmenter(AugmentConfig.symmetric(1, size=8, color_p=1.0, sol_p=1.0, rot_p=1.0))
     x = torch.randint(0, 256, (2, 3, 12, 12), dtype=torch.uint8)
     p = aug(x, generator=torch.Generator().manual_seed(0))[0].params
     text = describe(p, 0)
-    assert f"b{float(p.color[0, 0]):.2f}" in text and f"sol {float(p.threshold[0]):.2f}" in text
-    assert "".join("bcsh"[i] for i in p.order[0].tolist()) in text
+    assert f"b{float(p.color[0, 0]):.2f}" in text and f"sol {float(p.sol_threshold[0]):.2f}" in text
+    assert "".join("bcsh"[i] for i in p.color_perm[0].tolist()) in text
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,9 +120,7 @@ def test_preview_config_shows_that_configs_views(tmp_path: Path, drawn: dict[str
 
 def test_preview_config_per_view_settings_and_overrides(tmp_path: Path, drawn: dict[str, list]) -> None:
     cfg = _config(tmp_path, "  views:\n    - {}\n    - {}\n")
-    preview_dataset(
-        out=tmp_path / "p.png", n_pairs=4, config=cfg, overrides=["augment.views=[{solarize_p: 1}, {size: 8}]"]
-    )
+    preview_dataset(out=tmp_path / "p.png", n_pairs=4, config=cfg, overrides=["augment.views=[{sol_p: 1}, {size: 8}]"])
     assert len(drawn["text"]) == 4
     for t in drawn["text"]:
         records = _records(t)  # three lines per view
@@ -177,7 +175,7 @@ def test_preview_help_names_the_default_pipeline(capsys: pytest.CaptureFixture[s
     v = default_preview_augment().views[0]
     lo, hi = v.crop_scale
     expect = (
-        f"crop {lo:g}-{hi:g}, flip {v.flip_p:g}, jitter {v.jitter_p:g}, grayscale {v.gray_p:g}, blur {v.blur_p:g}) "
-        f"plus solarize {v.solarize_p:g} and rotation {v.rotate_p:g}"
+        f"crop {lo:g}-{hi:g}, flip {v.flip_p:g}, jitter {v.color_p:g}, grayscale {v.gray_p:g}, blur {v.blur_p:g}) "
+        f"plus solarize {v.sol_p:g} and rotation {v.rot_p:g}"
     )
     assert "--config" in text and expect in text, text

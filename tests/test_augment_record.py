@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from augself.augment import AugmentConfig, Augmenter, ViewConfig, ViewParams, ops, sample_params
 
-OFF = {"flip_p": 0.0, "jitter_p": 0.0, "gray_p": 0.0, "blur_p": 0.0, "solarize_p": 0.0, "rotate_p": 0.0, "sharp_p": 0.0}
+OFF = {"flip_p": 0.0, "color_p": 0.0, "gray_p": 0.0, "blur_p": 0.0, "sol_p": 0.0, "rot_p": 0.0, "sharp_p": 0.0}
 
 
 def pipeline_atol(image: torch.Tensor) -> float:
@@ -50,17 +50,17 @@ def slow_view(img: torch.Tensor, p: ViewParams, b: int, cfg: ViewConfig, source_
     x = TF.resized_crop(x, i, j, ph, pw, [cfg.size, cfg.size], antialias=False)
     if p.flip[b]:
         x = TF.horizontal_flip(x)
-    if p.jitter[b]:
-        sat = naive_hsv_saturation if cfg.saturation_mode == "hsv" else TF.adjust_saturation
+    if p.color_applied[b]:
+        sat = naive_hsv_saturation if cfg.color_saturation_mode == "hsv" else TF.adjust_saturation
         fns = (TF.adjust_brightness, TF.adjust_contrast, sat, TF.adjust_hue)
-        for op in p.order[b].tolist():
+        for op in p.color_perm[b].tolist():
             x = fns[op](x, float(p.color[b, op]))
     if p.gray[b] and C == 3:
         x = TF.rgb_to_grayscale(x, num_output_channels=3)
     if p.blur[b]:
-        x = TF.gaussian_blur(x, [cfg.blur_kernel] * 2, [float(p.sigma[b])] * 2)
-    if p.solarize[b]:
-        x = TF.solarize(x, float(p.threshold[b]))
+        x = TF.gaussian_blur(x, [cfg.blur_kernel] * 2, [float(p.blur_sigma[b])] * 2)
+    if p.sol[b]:
+        x = TF.solarize(x, float(p.sol_threshold[b]))
     if p.rot[b]:
         x = TF.rotate(x, 90.0 * int(p.rot[b]))
     if p.sharp[b] != 1:
@@ -93,14 +93,14 @@ def _images(b: int = 6, c: int = 3, h: int = 37, w: int = 29, seed: int = 0) -> 
     [
         {},
         {"flip_p": 1.0},
-        {"jitter_p": 1.0},
+        {"color_p": 1.0},
         {"gray_p": 1.0},
         {"blur_p": 1.0},
-        {"solarize_p": 1.0},
-        {"rotate_p": 1.0},
+        {"sol_p": 1.0},
+        {"rot_p": 1.0},
         {"sharp_p": 1.0},
     ],
-    ids=["crop", "flip", "jitter", "gray", "blur", "solarize", "rot", "sharp"],
+    ids=["crop", "flip", "color", "gray", "blur", "sol", "rot", "sharp"],
 )
 def test_each_op_alone_is_reproduced(only: dict) -> None:
     aug = Augmenter(AugmentConfig.symmetric(2, size=17, **{**OFF, **only}))
@@ -111,11 +111,11 @@ def test_each_op_alone_is_reproduced(only: dict) -> None:
         name = next(iter(only))
         field = {
             "flip_p": "flip",
-            "jitter_p": "jitter",
+            "color_p": "color_applied",
             "gray_p": "gray",
             "blur_p": "blur",
-            "solarize_p": "solarize",
-            "rotate_p": "rot",
+            "sol_p": "sol",
+            "rot_p": "rot",
             "sharp_p": "sharp",
         }[name]
         fired = views[0].params.__dict__[field]
@@ -136,9 +136,9 @@ def test_random_compositions_are_reproduced(
     seed: int, channels: int, hw: tuple[int, int], size: int, strength: float, uint8: bool, normalize: bool
 ) -> None:
     cfg = ViewConfig(
-        size=size, color_strength=strength, solarize_p=0.5, rotate_p=0.5, blur_p=0.5, sharp_p=0.5, normalize=normalize
+        size=size, color_strength=strength, sol_p=0.5, rot_p=0.5, blur_p=0.5, sharp_p=0.5, normalize=normalize
     )
-    aug = Augmenter(AugmentConfig(views=[cfg, cfg.with_(flip_p=0.9, jitter_p=1.0)]))
+    aug = Augmenter(AugmentConfig(views=[cfg, cfg.with_(flip_p=0.9, color_p=1.0)]))
     x = _images(5, channels, *hw, seed=seed % 1000)
     if not uint8:
         x = x.float() / 255.0
@@ -147,7 +147,7 @@ def test_random_compositions_are_reproduced(
 
 
 def test_apply_reproduces_forward() -> None:
-    aug = Augmenter(AugmentConfig.symmetric(2, size=16, solarize_p=0.3, rotate_p=0.5))
+    aug = Augmenter(AugmentConfig.symmetric(2, size=16, sol_p=0.3, rot_p=0.5))
     x = _images()
     views = aug(x, generator=torch.Generator().manual_seed(2))
     for i, v in enumerate(views):
@@ -155,7 +155,7 @@ def test_apply_reproduces_forward() -> None:
 
 
 def test_seeded_generator_gives_identical_views() -> None:
-    aug = Augmenter(AugmentConfig.symmetric(2, size=16, solarize_p=0.3, rotate_p=0.5))
+    aug = Augmenter(AugmentConfig.symmetric(2, size=16, sol_p=0.3, rot_p=0.5))
     x = _images()
     a = aug(x, generator=torch.Generator().manual_seed(7))
     b = aug(x, generator=torch.Generator().manual_seed(7))
@@ -185,9 +185,9 @@ def test_shapes_dtypes_odd_sizes(c: int) -> None:
     for v in views:
         assert v.image.shape == (4, c, 17, 17) and v.image.dtype == torch.float32
         p = v.params
-        assert p.crop.shape == (4, 4) and p.color.shape == (4, 4) and p.order.shape == (4, 4)
+        assert p.crop.shape == (4, 4) and p.color.shape == (4, 4) and p.color_perm.shape == (4, 4)
         assert p.flip.dtype == torch.bool and p.rot.dtype == torch.long
-        assert torch.equal(p.order.sort(dim=1).values, torch.arange(4).expand(4, 4))
+        assert torch.equal(p.color_perm.sort(dim=1).values, torch.arange(4).expand(4, 4))
 
 
 def test_source_crop_composition() -> None:
@@ -225,24 +225,30 @@ def test_sampled_crop_distribution() -> None:
     ratio = (w * 48) / (h * 64)
     assert ratio.min() >= 3 / 4 - 0.1 and ratio.max() <= 4 / 3 + 0.1
     assert abs(p.flip.float().mean() - 0.5) < 0.04
-    assert abs(p.jitter.float().mean() - 0.8) < 0.04
+    assert abs(p.color_applied.float().mean() - 0.8) < 0.04
     assert abs(p.gray.float().mean() - 0.2) < 0.04
     assert abs(p.blur.float().mean() - 0.5) < 0.04
-    assert (p.sigma[p.blur] >= 0.1).all() and (p.sigma[p.blur] <= 2.0).all() and (p.sigma[~p.blur] == 0).all()
-    assert torch.equal(p.color[~p.jitter], torch.tensor([1.0, 1.0, 1.0, 0.0]).expand(int((~p.jitter).sum()), 4))
-    col = p.color[p.jitter]
+    assert (
+        (p.blur_sigma[p.blur] >= 0.1).all()
+        and (p.blur_sigma[p.blur] <= 2.0).all()
+        and (p.blur_sigma[~p.blur] == 0).all()
+    )
+    assert torch.equal(
+        p.color[~p.color_applied], torch.tensor([1.0, 1.0, 1.0, 0.0]).expand(int((~p.color_applied).sum()), 4)
+    )
+    col = p.color[p.color_applied]
     assert col[:, :3].min() >= 0.6 - 1e-6 and col[:, :3].max() <= 1.4 + 1e-6 and col[:, 3].abs().max() <= 0.1 + 1e-6
-    assert not p.solarize.any() and (p.threshold == 1).all() and (p.rot == 0).all()
+    assert not p.sol.any() and (p.sol_threshold == 1).all() and (p.rot == 0).all()
     # the 4! orders all occur
-    assert len({tuple(o) for o in p.order.tolist()}) == 24
+    assert len({tuple(o) for o in p.color_perm.tolist()}) == 24
     strong = sample_params(
-        cfg.with_(color_strength=2.0, rotate_p=1.0, solarize_p=1.0),
+        cfg.with_(color_strength=2.0, rot_p=1.0, sol_p=1.0),
         2000,
         generator=torch.Generator().manual_seed(0),
     )
-    assert strong.color[strong.jitter][:, 0].min() < 0.3 and abs(strong.gray.float().mean() - 0.4) < 0.04
-    assert set(strong.rot.tolist()) == {0, 1, 2, 3} and strong.solarize.all()
-    assert 0.45 < strong.threshold.mean() < 0.55
+    assert strong.color[strong.color_applied][:, 0].min() < 0.3 and abs(strong.gray.float().mean() - 0.4) < 0.04
+    assert set(strong.rot.tolist()) == {0, 1, 2, 3} and strong.sol.all()
+    assert 0.45 < strong.sol_threshold.mean() < 0.55
 
 
 def test_fallback_crop_for_impossible_ratio() -> None:
@@ -281,12 +287,12 @@ def test_view_index_and_param_length_errors() -> None:
         aug.sample(5, 4)
 
 
-@pytest.mark.parametrize("field", ["crop", "flip", "order", "color", "sigma", "threshold", "rot", "gray", "sharp"])
+@pytest.mark.parametrize(
+    "field", ["crop", "flip", "color_perm", "color", "blur_sigma", "sol_threshold", "rot", "gray", "sharp"]
+)
 def test_wrong_record_is_detected(field: str) -> None:
     """Negative control: corrupting any recorded field makes the slow path disagree."""
-    cfg = ViewConfig(
-        size=16, flip_p=0.5, jitter_p=1.0, gray_p=0.5, blur_p=1.0, solarize_p=1.0, rotate_p=1.0, sharp_p=1.0
-    )
+    cfg = ViewConfig(size=16, flip_p=0.5, color_p=1.0, gray_p=0.5, blur_p=1.0, sol_p=1.0, rot_p=1.0, sharp_p=1.0)
     aug = Augmenter(AugmentConfig(views=[cfg]))
     x = _images(8)
     views = aug(x, generator=torch.Generator().manual_seed(11))
@@ -295,10 +301,10 @@ def test_wrong_record_is_detected(field: str) -> None:
     bad = {
         "crop": d["crop"] + torch.tensor([1 / 37, 0.0, 0.0, 0.0]) * (d["crop"][:, 0:1] * 37 >= 1),
         "flip": ~d["flip"],
-        "order": d["order"].flip(1),
+        "color_perm": d["color_perm"].flip(1),
         "color": d["color"] * torch.tensor([1.1, 1.0, 1.0, 1.0]),
-        "sigma": d["sigma"] * 1.5,
-        "threshold": (d["threshold"] + 0.2).clamp(max=0.99),
+        "blur_sigma": d["blur_sigma"] * 1.5,
+        "sol_threshold": (d["sol_threshold"] + 0.2).clamp(max=0.99),
         "rot": (d["rot"] + 1) % 4,
         "gray": ~d["gray"],
         "sharp": torch.where(d["sharp"] > 1, d["sharp"] - 0.8, d["sharp"] + 0.8),
@@ -310,14 +316,14 @@ def test_wrong_record_is_detected(field: str) -> None:
 
 def test_per_view_settings_sizes_and_normalisation_are_reproduced() -> None:
     """Asymmetric views (own size, probabilities, normalisation or none) each follow their own config."""
-    v1 = ViewConfig(size=15, blur_p=1.0, solarize_p=0.0, mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.25))
-    v2 = ViewConfig(size=8, blur_p=0.0, solarize_p=1.0, rotate_p=1.0, normalize=False)
+    v1 = ViewConfig(size=15, blur_p=1.0, sol_p=0.0, mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.25))
+    v2 = ViewConfig(size=8, blur_p=0.0, sol_p=1.0, rot_p=1.0, normalize=False)
     aug = Augmenter(AugmentConfig(views=[v1, v2]))
     x = _images(6, 3, 21, 26)
     views = aug(x, generator=torch.Generator().manual_seed(3))
     assert views[0].image.shape == (6, 3, 15, 15) and views[1].image.shape == (6, 3, 8, 8)
-    assert views[0].params.blur.all() and not views[0].params.solarize.any()
-    assert not views[1].params.blur.any() and views[1].params.solarize.all()
+    assert views[0].params.blur.all() and not views[0].params.sol.any()
+    assert not views[1].params.blur.any() and views[1].params.sol.all()
     assert views[1].image.min() >= 0 and views[1].image.max() <= 1  # un-normalised view stays in [0, 1]
     assert_reproduced(x, views, aug)
 
@@ -327,10 +333,10 @@ def test_byol_views_and_colour_strength_sampling() -> None:
     aug = Augmenter(AugmentConfig.byol(size=16))
     g = torch.Generator().manual_seed(0)
     p1, p2 = (aug.sample(i, 4000, generator=g, input_size=(32, 32)) for i in range(2))
-    assert p1.blur.all() and not p1.solarize.any()
-    assert abs(p2.blur.float().mean() - 0.1) < 0.03 and abs(p2.solarize.float().mean() - 0.2) < 0.03
+    assert p1.blur.all() and not p1.sol.any()
+    assert abs(p2.blur.float().mean() - 0.1) < 0.03 and abs(p2.sol.float().mean() - 0.2) < 0.03
     for s, gray in ((0.5, 0.1), (2.0, 0.4)):
-        p = sample_params(ViewConfig(color_strength=s, jitter_p=1.0), 4000, generator=g)
+        p = sample_params(ViewConfig(color_strength=s, color_p=1.0), 4000, generator=g)
         col = p.color
         for j, (lo, hi) in enumerate([(1 - 0.4 * s, 1 + 0.4 * s)] * 3 + [(-0.1 * s, 0.1 * s)]):
             assert col[:, j].min() >= lo - 1e-6 and col[:, j].max() <= hi + 1e-6, (s, j)
@@ -342,8 +348,8 @@ def test_byol_views_and_colour_strength_sampling() -> None:
     ("channels", "extra"),
     [
         (3, {}),
-        (3, {"hue": 0.0, "jitter_p": 0.6}),  # jitter without a hue step (slot 4) next to unjittered samples
-        (3, {"brightness": 0.0, "saturation": 0.0}),  # identity blends inside jittered samples
+        (3, {"color_hue": 0.0, "color_p": 0.6}),  # jitter without a hue step (slot 4) next to unjittered samples
+        (3, {"color_brightness": 0.0, "color_saturation": 0.0}),  # identity blends inside jittered samples
         (1, {}),  # saturation and hue are the identity on one channel
     ],
 )
@@ -352,7 +358,7 @@ def test_cpu_chunking_matches_single_pass(monkeypatch: pytest.MonkeyPatch, chann
     masked result and is still reproduced by the slow path."""
     import augself.augment.pipeline as pipeline
 
-    base = {"jitter_p": 1.0, "gray_p": 0.5, "blur_p": 0.5, "solarize_p": 0.3, "rotate_p": 0.5}
+    base = {"color_p": 1.0, "gray_p": 0.5, "blur_p": 0.5, "sol_p": 0.3, "rot_p": 0.5}
     cfg = ViewConfig(size=12, **{**base, **extra})
     aug = Augmenter(AugmentConfig(views=[cfg, cfg.with_(normalize=False)]))
     x = _images(23, channels, 20, 17, seed=3)
@@ -360,7 +366,9 @@ def test_cpu_chunking_matches_single_pass(monkeypatch: pytest.MonkeyPatch, chann
     monkeypatch.setattr(pipeline, "CPU_CHUNK_BYTES", 4 * channels * 12 * 12 * 3)  # 3 samples per chunk
     assert pipeline.chunk_size(23, channels, 12, torch.device("cpu")) == 3
     chunked = aug(x, generator=torch.Generator().manual_seed(9))
-    slots = ops.hue_slot(chunked[0].params.color, chunked[0].params.order, chunked[0].params.jitter, channels)
+    slots = ops.hue_slot(
+        chunked[0].params.color, chunked[0].params.color_perm, chunked[0].params.color_applied, channels
+    )
     assert len(slots.unique()) >= (1 if channels == 1 else 2)  # groups, split into several chunks
     for a, b in zip(whole, chunked, strict=True):
         torch.testing.assert_close(a.image, b.image, atol=pipeline_atol(a.image), rtol=0)
@@ -377,21 +385,25 @@ def test_reference_colour_jitter_is_reproduced(monkeypatch: pytest.MonkeyPatch, 
     one pass and CPU chunks both equal the slow path with a naive per-pixel HSV round trip."""
     import augself.augment.pipeline as pipeline
 
-    cfg = ViewConfig(size=9, jitter_p=0.8, saturation=0.8, saturation_mode="hsv", color_order=order, gray_p=0.2)
+    cfg = ViewConfig(
+        size=9, color_p=0.8, color_saturation=0.8, color_saturation_mode="hsv", color_order=order, gray_p=0.2
+    )
     aug = Augmenter(AugmentConfig(views=[cfg, cfg.with_(normalize=False)]))
     x = _images(10, channels, 15, 13, seed=5)
     whole = aug(x, generator=torch.Generator().manual_seed(4))
     p = whole[0].params
-    assert p.jitter.any() and (p.color[p.jitter, 2] != 1).all()
+    assert p.color_applied.any() and (p.color[p.color_applied, 2] != 1).all()
     if order == "batch":  # one permutation per view and batch (kornia's torch.randperm(4) per call)
-        assert (p.order == p.order[0]).all() and (whole[1].params.order == whole[1].params.order[0]).all()
+        assert (p.color_perm == p.color_perm[0]).all() and (
+            whole[1].params.color_perm == whole[1].params.color_perm[0]
+        ).all()
     assert_reproduced(x, whole, aug)
     monkeypatch.setattr(pipeline, "CPU_CHUNK_BYTES", 4 * channels * 9 * 9 * 3)  # 3 samples per chunk
     chunked = aug(x, generator=torch.Generator().manual_seed(4))
     for a, b in zip(whole, chunked, strict=True):
         torch.testing.assert_close(a.image, b.image, atol=pipeline_atol(a.image), rtol=0)
     # negative control: the blend saturation is not what was recorded
-    blend = Augmenter(AugmentConfig(views=[v.with_(saturation_mode="blend") for v in aug.views]))
+    blend = Augmenter(AugmentConfig(views=[v.with_(color_saturation_mode="blend") for v in aug.views]))
     if channels == 3:
         with pytest.raises(AssertionError):
             assert_reproduced(x, whole, blend)
@@ -400,32 +412,36 @@ def test_reference_colour_jitter_is_reproduced(monkeypatch: pytest.MonkeyPatch, 
 def test_colour_order_per_batch_keeps_the_other_draws() -> None:
     """``color_order: batch`` changes only the order record: every other parameter is drawn identically, and
     the single permutation is uniform over the 24 orders across batches."""
-    cfg = ViewConfig(size=8, solarize_p=0.5, rotate_p=0.5)
+    cfg = ViewConfig(size=8, sol_p=0.5, rot_p=0.5)
     a = sample_params(cfg, 16, generator=torch.Generator().manual_seed(1), input_size=(20, 20))
     b = sample_params(
         cfg.with_(color_order="batch"), 16, generator=torch.Generator().manual_seed(1), input_size=(20, 20)
     )
     for k, t in a.as_dict().items():
-        if k != "order":
+        if k != "color_perm":
             assert torch.equal(t, b.as_dict()[k]), k
-    assert torch.equal(b.order, a.order[:1].expand(16, 4)) and len({tuple(o) for o in a.order.tolist()}) > 1
+    assert (
+        torch.equal(b.color_perm, a.color_perm[:1].expand(16, 4)) and len({tuple(o) for o in a.color_perm.tolist()}) > 1
+    )
     g = torch.Generator().manual_seed(2)
-    seen = [tuple(sample_params(cfg.with_(color_order="batch"), 2, generator=g).order[0].tolist()) for _ in range(240)]
+    seen = [
+        tuple(sample_params(cfg.with_(color_order="batch"), 2, generator=g).color_perm[0].tolist()) for _ in range(240)
+    ]
     assert len(set(seen)) == 24 and max(seen.count(o) for o in set(seen)) < 25  # expected 10 each
 
 
 def test_fixed_solarize_threshold() -> None:
-    """``solarize_threshold: [0.5, 0.5]`` (PIL's fixed 128 of 8-bit pixels: BYOL, E-SSL ImageNet) is recorded and
+    """``sol_threshold: [0.5, 0.5]`` (PIL's fixed 128 of 8-bit pixels: BYOL, E-SSL ImageNet) is recorded and
     reproduced; the default range stays U[0, 1]."""
-    cfg = ViewConfig(size=10, solarize_p=1.0, solarize_threshold=(0.5, 0.5))
+    cfg = ViewConfig(size=10, sol_p=1.0, sol_threshold=(0.5, 0.5))
     p = sample_params(cfg, 50, generator=torch.Generator().manual_seed(0))
-    assert (p.threshold == 0.5).all()
+    assert (p.sol_threshold == 0.5).all()
     aug = Augmenter(AugmentConfig(views=[cfg]))
     x = _images(6)
     assert_reproduced(x, aug(x, generator=torch.Generator().manual_seed(0)), aug)
-    with pytest.raises(ValueError, match="solarize_threshold"):
-        ViewConfig(solarize_threshold=(0.6, 0.4))
-    with pytest.raises(ValueError, match="saturation_mode"):
-        ViewConfig(saturation_mode="hls")
+    with pytest.raises(ValueError, match="sol_threshold"):
+        ViewConfig(sol_threshold=(0.6, 0.4))
+    with pytest.raises(ValueError, match="color_saturation_mode"):
+        ViewConfig(color_saturation_mode="hls")
     with pytest.raises(ValueError, match="color_order"):
         ViewConfig(color_order="view")

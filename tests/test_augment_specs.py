@@ -72,22 +72,22 @@ def test_isolated_view_matches_the_report_isolation() -> None:
         crop_scale=(1.0, 1.0),
         crop_ratio=(1.0, 1.0),
         flip_p=0.0,
-        jitter_p=0.0,
+        color_p=0.0,
         gray_p=0.0,
         blur_p=0.0,
-        solarize_p=0.0,
-        rotate_p=0.0,
+        sol_p=0.0,
+        rot_p=0.0,
         mean=(0.4, 0.5, 0.6),
         std=(0.2, 0.2, 0.2),
     )
     want = {
         None: {},
         "crop": {"crop_scale": (0.5, 1.0), "crop_ratio": (3 / 4, 4 / 3)},
-        "color": {"jitter_p": 1.0, "color_strength": 0.5},
+        "color": {"color_p": 1.0, "color_strength": 0.5},
         "blur": {"blur_p": 1.0, "blur_sigma": (0.1, 0.5)},
         "flip": {"flip_p": 0.5},
-        "rot": {"rotate_p": 0.5},
-        "sol": {"solarize_p": 0.5},
+        "rot": {"rot_p": 0.5},
+        "sol": {"sol_p": 0.5},
         "sharp": {"sharp_p": 1.0, "sharp_factor": (0.5, 1.5)},
     }
     for name, kw in want.items():
@@ -106,8 +106,8 @@ def test_rotation_invariance_uses_real_turns() -> None:
     p = sample_params(cfg, 200, generator=torch.Generator().manual_seed(0))
     q = invariance_params("rot", p, cfg, torch.Generator().manual_seed(1))
     assert set(q.rot.tolist()) == {1, 2, 3}
-    same = sample_params(cfg.with_(rotate_p=0.5), 50, generator=torch.Generator().manual_seed(0))
-    assert invariance_params("rot", same, cfg.with_(rotate_p=0.5), torch.Generator()) is same
+    same = sample_params(cfg.with_(rot_p=0.5), 50, generator=torch.Generator().manual_seed(0))
+    assert invariance_params("rot", same, cfg.with_(rot_p=0.5), torch.Generator()) is same
 
 
 def test_original_draw_stream_is_kept_when_new_augmentations_are_off() -> None:
@@ -115,7 +115,7 @@ def test_original_draw_stream_is_kept_when_new_augmentations_are_off() -> None:
     per sample), one shared block of 9, then colour's 4 + 4, so seeds keep their views."""
     B = 7
     g = torch.Generator().manual_seed(3)
-    sample_params(ViewConfig(solarize_p=0.5, rotate_p=0.5), B, generator=g, input_size=(20, 20))
+    sample_params(ViewConfig(sol_p=0.5, rot_p=0.5), B, generator=g, input_size=(20, 20))
     ref = torch.Generator().manual_seed(3)
     for width in (10, 10, 2, 9, 4, 4):
         torch.rand((B, width), generator=ref)
@@ -144,13 +144,13 @@ def _colour_vector(p: ViewParams, s: float) -> torch.Tensor:
     """Normalised colour parameters by hand: ranges 0.4 s (b, c, s) and 0.1 s (h), widths twice that."""
     width = torch.tensor([0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s])
     v = (p.color - torch.tensor([1.0, 1.0, 1.0, 0.0])) / width
-    return torch.where(p.jitter.unsqueeze(1), v, torch.zeros_like(v))
+    return torch.where(p.color_applied.unsqueeze(1), v, torch.zeros_like(v))
 
 
 def test_per_view_colour_strength_gives_each_view_its_own_target() -> None:
     """View 1 weak (s = 0.5), view 2 strong (s = 2): each view's colour vector uses its own ranges, in the
     targets and in the AugSelf head's loss (the head gets no config: the records carry them)."""
-    v1, v2 = ViewConfig(size=8, color_strength=0.5, jitter_p=1.0), ViewConfig(size=8, color_strength=2.0, jitter_p=1.0)
+    v1, v2 = ViewConfig(size=8, color_strength=0.5, color_p=1.0), ViewConfig(size=8, color_strength=2.0, color_p=1.0)
     aug = Augmenter(AugmentConfig(views=[v1, v2]))
     x = torch.randint(0, 256, (16, 3, 12, 12), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     (_, p1), (_, p2) = aug(x, generator=torch.Generator().manual_seed(2))
@@ -193,7 +193,7 @@ def test_record_rejects_unknown_fields_and_fills_missing_with_identity() -> None
     with pytest.raises(TypeError, match="unknown ViewParams fields"):
         ViewParams(crop=torch.zeros(2, 4), sharpness=torch.ones(2))
     p = ViewParams(crop=torch.zeros(2, 4), rot=torch.ones(2, dtype=torch.long))
-    assert (p.sharp == 1).all() and (p.threshold == 1).all() and not p.flip.any() and p.cfg is None
+    assert (p.sharp == 1).all() and (p.sol_threshold == 1).all() and not p.flip.any() and p.cfg is None
     with pytest.raises(ValueError, match="needs the view's ViewConfig"):
         relative_targets(p, p, ["color"])
     assert torch.equal(relative_targets(p, p, ["rot"])["rot"], torch.zeros(2, dtype=torch.long))
@@ -204,11 +204,17 @@ def test_vocabulary_maps_each_name_to_one_augmentation() -> None:
 
     v = vocabulary()
     assert v["sol"] == {
-        "config": ("solarize_p", "solarize_threshold"),
-        "record": ("solarize", "threshold"),
+        "config": ("sol_p", "sol_threshold"),
+        "record": ("sol", "sol_threshold"),
         "targets": ("sol",),
-        "logs": ("augself/sol",),
+        "logs": ("train/augself/sol",),
+        "aliases": {"solarize_p": "sol_p", "solarize_threshold": "sol_threshold"},
     }
-    assert v["color"]["targets"] == ("color", "hue") and v["color"]["record"] == ("jitter", "color", "order")
-    owners = [n for names in v.values() for kind in ("config", "record") for n in names[kind]]
+    assert v["color"]["targets"] == ("color", "color_hue")
+    assert v["color"]["record"] == ("color_applied", "color", "color_perm")
+    assert v["rot"]["config"] == ("rot_p",) and v["rot"]["aliases"] == {"rotate_p": "rot_p"}
+    owners = [n for names in v.values() for n in {*names["config"], *names["record"], *names["targets"]}]
     assert len(owners) == len(set(owners))  # no name claimed by two augmentations
+    for name, names in v.items():  # each name is the augmentation's or starts with it
+        for n in (*names["config"], *names["record"], *names["targets"]):
+            assert n == name or n.startswith(name + "_"), (name, n)

@@ -128,13 +128,13 @@ def test_grayscale_weights_differ_from_kornia_by_at_most_1e4() -> None:
 @pytest.mark.parametrize("order", ["sample", "batch"])
 def test_jitter_with_hsv_saturation_follows_the_recorded_order(order: str) -> None:
     """Full jitter (brightness, contrast, HSV saturation, hue in the recorded order) equals the naive chain."""
-    cfg = ViewConfig(size=6, jitter_p=1.0, saturation_mode="hsv", color_order=order)
+    cfg = ViewConfig(size=6, color_p=1.0, color_saturation_mode="hsv", color_order=order)
     p = sample_params(cfg, 6, generator=torch.Generator().manual_seed(3))
     x = _pixels(size=6)
-    got = ops.color_jitter(x, p.color, p.order, p.jitter, saturation="hsv")
+    got = ops.color_jitter(x, p.color, p.color_perm, p.color_applied, saturation="hsv")
     for b in range(x.shape[0]):
         want = x[b].double()
-        for op in p.order[b].tolist():
+        for op in p.color_perm[b].tolist():
             f = float(p.color[b, op])
             if op == 0:
                 want = (f * want).clamp(0, 1)
@@ -144,21 +144,23 @@ def test_jitter_with_hsv_saturation_follows_the_recorded_order(order: str) -> No
             else:
                 want = _naive(want, hsv_saturation(f) if op == 2 else hsv_hue(f))
         torch.testing.assert_close(got[b].double(), want, atol=1e-5, rtol=0)
-    assert (p.order == p.order[0]).all() == (order == "batch")
+    assert (p.color_perm == p.color_perm[0]).all() == (order == "batch")
     with pytest.raises(ValueError, match="saturation mode"):
-        ops.color_jitter(x, p.color, p.order, p.jitter, saturation="hls")
+        ops.color_jitter(x, p.color, p.color_perm, p.color_applied, saturation="hls")
 
 
 def test_per_batch_order_is_drawn_per_view() -> None:
     """Two views (the reference's two kornia pipelines t1, t2, datasets.py 149-158) draw their own order."""
-    aug = Augmenter(AugmentConfig.symmetric(2, size=8, color_order="batch", saturation_mode="hsv"))
+    aug = Augmenter(AugmentConfig.symmetric(2, size=8, color_order="batch", color_saturation_mode="hsv"))
     x = torch.randint(0, 256, (16, 3, 12, 12), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(0)
     pairs = []
     for _ in range(20):
         v1, v2 = aug(x, generator=g)
-        assert (v1.params.order == v1.params.order[0]).all() and (v2.params.order == v2.params.order[0]).all()
-        pairs.append(torch.equal(v1.params.order[0], v2.params.order[0]))
+        assert (v1.params.color_perm == v1.params.color_perm[0]).all() and (
+            v2.params.color_perm == v2.params.color_perm[0]
+        ).all()
+        pairs.append(torch.equal(v1.params.color_perm[0], v2.params.color_perm[0]))
     assert not all(pairs)
 
 
@@ -175,8 +177,15 @@ def test_augself_paper_configs_use_the_reference_colour_jitter(name: str) -> Non
     """Paper configs: HSV saturation, one order per batch and view; ColorJitter(0.4, 0.4, 0.4, 0.1) p 0.8 and
     grayscale p 0.2 (datasets.py 119-127 and 149-158)."""
     for v in load_config(CONFIGS / name).augment.build().views:
-        assert (v.saturation_mode, v.color_order) == ("hsv", "batch")
-        assert (v.brightness, v.contrast, v.saturation, v.hue, v.jitter_p, v.gray_p) == (0.4, 0.4, 0.4, 0.1, 0.8, 0.2)
+        assert (v.color_saturation_mode, v.color_order) == ("hsv", "batch")
+        assert (v.color_brightness, v.color_contrast, v.color_saturation, v.color_hue, v.color_p, v.gray_p) == (
+            0.4,
+            0.4,
+            0.4,
+            0.1,
+            0.8,
+            0.2,
+        )
         assert v.color_strength == 1.0
 
 
@@ -184,4 +193,4 @@ def test_augself_paper_configs_use_the_reference_colour_jitter(name: str) -> Non
 def test_essl_configs_use_torchvision_colour_jitter(name: str) -> None:
     """E-SSL uses torchvision's ColorJitter per image (cifar10/main.py 29; imagenet/simclr/main.py 289-293)."""
     for v in load_config(CONFIGS / name).augment.build().views:
-        assert (v.saturation_mode, v.color_order) == ("blend", "sample")
+        assert (v.color_saturation_mode, v.color_order) == ("blend", "sample")

@@ -18,9 +18,9 @@ def test_defaults_and_overrides() -> None:
 
 
 def test_per_view_overrides_give_asymmetric_views() -> None:
-    cfg = load_config(None, ["augment.views=[{blur_p: 1.0}, {blur_p: 0.1, solarize_p: 0.2}]"])
+    cfg = load_config(None, ["augment.views=[{blur_p: 1.0}, {blur_p: 0.1, sol_p: 0.2}]"])
     v1, v2 = cfg.augment.build().views
-    assert (v1.blur_p, v1.solarize_p, v2.blur_p, v2.solarize_p) == (1.0, 0.0, 0.1, 0.2)
+    assert (v1.blur_p, v1.sol_p, v2.blur_p, v2.sol_p) == (1.0, 0.0, 0.1, 0.2)
 
 
 PRETRAIN_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name != "transfer")  # transfer: suites

@@ -88,7 +88,7 @@ class Step(nn.Module):
         if method is None:
             self.backbone = backbone
         self.head = head
-        self.cfg = ViewConfig(size=SIZE, rotate_p=0.5)
+        self.cfg = ViewConfig(size=SIZE, rot_p=0.5)
 
     def forward(self, views: list[Tensor], labels: Tensor, p1: ViewParams, p2: ViewParams) -> Tensor:
         if self.method is not None:
@@ -116,7 +116,7 @@ def make_batch() -> Batch:
     g = torch.Generator().manual_seed(1)
     views = [torch.randn(BATCH, 3, SIZE, SIZE, generator=g) for _ in range(2)]
     labels = torch.randint(0, NUM_CLASSES, (BATCH,), generator=g)
-    cfg = ViewConfig(size=SIZE, rotate_p=0.5)
+    cfg = ViewConfig(size=SIZE, rot_p=0.5)
     params = [sample_params(cfg, BATCH, generator=g, input_size=(SIZE, SIZE)) for _ in range(2)]
     return views, labels, params
 
@@ -254,6 +254,7 @@ def test_global_sync_bn_without_process_group_is_plain_batchnorm() -> None:
 
 _LIGHTNING_SCRIPT = """
 import sys
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -265,14 +266,20 @@ from augself.train.sync_bn import GlobalSyncBatchNorm
 
 
 class Record(L.Callback):
+    losses = []
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.data = batch["image"].float().mean()
+        self.losses.append(float(outputs["loss"]))
 
     def on_train_end(self, trainer, pl_module):
         bns = [m for m in pl_module.method.backbone.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        metrics = trainer.callback_metrics
         torch.save(
             {"sync": [isinstance(m, GlobalSyncBatchNorm) for m in bns], "mean": bns[0].running_mean.clone(),
-             "steps": trainer.global_step, "world": trainer.world_size, "data": self.data},
+             "steps": trainer.global_step, "world": trainer.world_size, "data": self.data, "losses": self.losses,
+             "epoch_loss": float(metrics["train/loss_epoch"]), "callback_loss": float(metrics["train/loss"]),
+             "warnings": [str(w.message) for w in seen]},
             Path(sys.argv[1]) / f"rank{trainer.global_rank}.pt",
         )
 
@@ -284,7 +291,9 @@ over = [f"out={sys.argv[1]}/run", f"trainer.sync_batchnorm={sys.argv[2]}", "data
         "augself.crop=1.0", "trainer.batch_size=8", "trainer.max_steps=2", "trainer.epochs=1",
         "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "trainer.progress_bar=false",
         "monitor.online_probe=false", "monitor.every_n_epochs=0"]
-run_pretrain(load_config(None, over), callbacks=[Record()])
+with warnings.catch_warnings(record=True) as seen:
+    warnings.simplefilter("always")
+    run_pretrain(load_config(None, over), callbacks=[Record()])
 """
 
 
@@ -292,7 +301,9 @@ def test_lightning_ddp_cpu_run_with_sync_bn(tmp_path: Path) -> None:
     """``trainer.strategy=ddp, accelerator=cpu, devices=2, sync_batchnorm=true`` through ``run_pretrain``
     (Lightning launches the second rank as a subprocess) trains 2 steps and exports the backbone. Every
     BatchNorm is converted to :class:`GlobalSyncBatchNorm`, so both ranks hold the same running statistics
-    although they saw different samples (without the sync they differ; see ``byol_unsynced_bn`` above)."""
+    although they saw different samples (without the sync they differ; see ``byol_unsynced_bn`` above). The
+    epoch-level ``train/loss_epoch`` is the mean over both ranks' steps, with no Lightning warning about
+    ``sync_dist``."""
     import os
     import subprocess
     import sys
@@ -312,3 +323,13 @@ def test_lightning_ddp_cpu_run_with_sync_bn(tmp_path: Path) -> None:
     assert load_backbone(tmp_path / "run" / "backbone.pt").dim == 256, "the exported backbone reloads"
     assert not torch.allclose(r0["data"], r1["data"]), "both ranks saw the same batch: the check below is blind"
     torch.testing.assert_close(r0["mean"], r1["mean"], rtol=1e-5, atol=1e-7)
+    # the epoch loss is the mean over both ranks' steps (equal batches), the same on both ranks, not rank 0's own;
+    # float32 sums of four ~5.0 values and one division: a few ulp (1e-6 relative is ample)
+    every = r0["losses"] + r1["losses"]
+    assert len(r0["losses"]) == len(r1["losses"]) == 2
+    want = sum(every) / len(every)
+    own = sum(r0["losses"]) / 2
+    assert abs(own - want) > 1e-4 * abs(want), "both ranks had the same loss: the epoch-mean check is blind"
+    for r in (r0, r1):
+        assert r["epoch_loss"] == pytest.approx(want, rel=1e-6) and r["callback_loss"] == r["epoch_loss"]
+    assert not [w for w in r0["warnings"] if "sync_dist" in w], r0["warnings"]

@@ -169,14 +169,14 @@ def test_imagenet_rotation_view_size_and_crop_scale() -> None:
     views = module.view_cfgs
     assert len(views) == 3 and module.n_method_views == 2
     rot = views[2]
-    assert (rot.size, tuple(rot.crop_scale), rot.blur_p, rot.solarize_p, rot.rotate_p) == (
+    assert (rot.size, tuple(rot.crop_scale), rot.blur_p, rot.sol_p, rot.rot_p) == (
         96,
         (0.05, 0.14),
         0.1,
         0.0,
         0,
     )
-    assert (rot.flip_p, rot.jitter_p, rot.gray_p, rot.saturation) == (0.5, 0.8, 0.2, 0.2)
+    assert (rot.flip_p, rot.color_p, rot.gray_p, rot.color_saturation) == (0.5, 0.8, 0.2, 0.2)
     assert tuple(views[0].crop_scale) == (0.08, 1.0) and views[0].size == 224
     p = sample_params(rot, 4000, generator=torch.Generator().manual_seed(0), input_size=(375, 500))
     area = p.crop[:, 2] * p.crop[:, 3]
@@ -217,7 +217,7 @@ def test_cifar10_recipe() -> None:
         assert cfg.essl.weight == lam and cfg.method == "essl_simclr" and cfg.seed == 42 and not cfg.augself
         v = cfg.augment.build().views
         assert len(v) == 2 and v[0] == v[1]
-        assert (v[0].size, tuple(v[0].crop_scale), v[0].flip_p, v[0].blur_p, v[0].solarize_p) == (
+        assert (v[0].size, tuple(v[0].crop_scale), v[0].flip_p, v[0].blur_p, v[0].sol_p) == (
             32,
             (0.2, 1),
             0.5,
@@ -253,10 +253,11 @@ def test_imagenet_recipe() -> None:
     assert (cfg.essl.weight, cfg.essl.size, cfg.essl.bottleneck_dim) == (0.4, 96, 128)
     v1, v2 = cfg.augment.build().views
     for v in (v1, v2):
-        assert (v.size, tuple(v.crop_scale), v.jitter_p, v.gray_p) == (224, (0.08, 1.0), 0.8, 0.2)
-        assert (v.brightness, v.contrast, v.saturation, v.hue, tuple(v.blur_sigma)) == (0.4, 0.4, 0.2, 0.1, (0.1, 2.0))
-    assert (v1.blur_p, v1.solarize_p, v2.blur_p, v2.solarize_p) == (1.0, 0.0, 0.1, 0.2)
-    assert tuple(v2.solarize_threshold) == (0.5, 0.5)  # PIL ImageOps.solarize threshold 128 (utils.py line 71)
+        assert (v.size, tuple(v.crop_scale), v.color_p, v.gray_p) == (224, (0.08, 1.0), 0.8, 0.2)
+        assert (v.color_brightness, v.color_contrast, v.color_saturation, v.color_hue) == (0.4, 0.4, 0.2, 0.1)
+        assert tuple(v.blur_sigma) == (0.1, 2.0)
+    assert (v1.blur_p, v1.sol_p, v2.blur_p, v2.sol_p) == (1.0, 0.0, 0.1, 0.2)
+    assert tuple(v2.sol_threshold) == (0.5, 0.5)  # PIL ImageOps.sol threshold 128 (utils.py line 71)
     base = load_config(CONFIGS / "imagenet/essl_simclr.yaml")
     assert base.essl.weight == 0 and base.optim == cfg.optim and base.method_args == cfg.method_args
 

@@ -157,7 +157,7 @@ def test_views_are_torchvision_resized_crops_of_the_recorded_box(photos: dict[st
 def test_augmenter_records_the_provided_crop_and_apply_reproduces_the_views(photos: dict[str, Path]) -> None:
     """Batched after-crop ops on DataLoader crops: ``params.crop`` is the original-frame record; re-cropping the
     original with it (torchvision) and applying the recorded parameters gives the same views (float32 rounding)."""
-    views = [ViewConfig(size=48, blur_p=1.0, solarize_p=0.5), ViewConfig(size=40, rotate_p=1.0)]
+    views = [ViewConfig(size=48, blur_p=1.0, sol_p=0.5), ViewConfig(size=40, rot_p=1.0)]
     ds = FileListDataset([(str(photos["land"]), 0), (str(photos["port"]), 1)] * 3, 16).use_full_image_crops(views)
     batch = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
     aug = Augmenter.from_views(*views)
@@ -182,7 +182,7 @@ def test_forward_cropped_in_cpu_chunks_matches_one_pass(monkeypatch: pytest.Monk
     one-pass result (float32 rounding), for uint8 and float inputs alike, and leaves a float input untouched."""
     import augself.augment.pipeline as pipeline
 
-    cfgs = [ViewConfig(size=24, jitter_p=1.0, gray_p=0.5, blur_p=0.5, solarize_p=0.3, rotate_p=0.5)] * 2
+    cfgs = [ViewConfig(size=24, color_p=1.0, gray_p=0.5, blur_p=0.5, sol_p=0.3, rot_p=0.5)] * 2
     aug = Augmenter.from_views(*cfgs)
     gen = torch.Generator().manual_seed(3)
     views = [torch.randint(0, 256, (16, 3, 24, 24), dtype=torch.uint8, generator=gen) for _ in range(2)]

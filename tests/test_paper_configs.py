@@ -229,10 +229,11 @@ COLUMNS = ["setting", "key", "reference value", "reference (file:line)", "our va
 # Rows every paper config must have (besides one per argument of its method).
 REQUIRED = {
     "data.split", "data.crop", "model.backbone", "model.init", "model.zero_init_residual", "model.cifar_stem",
-    "augment.size", "augment.crop_scale", "augment.crop_ratio", "augment.flip_p", "augment.jitter_p",
-    "augment.brightness", "augment.contrast", "augment.saturation", "augment.hue", "augment.color_strength",
-    "augment.saturation_mode", "augment.color_order", "augment.gray_p", "augment.blur_p", "augment.blur_sigma",
-    "augment.blur_kernel", "augment.solarize_p", "augment.rotate_p", "augment.mean", "augment.std",
+    "augment.size", "augment.crop_scale", "augment.crop_ratio", "augment.flip_p", "augment.color_p",
+    "augment.color_brightness", "augment.color_contrast", "augment.color_saturation", "augment.color_hue",
+    "augment.color_strength", "augment.color_saturation_mode", "augment.color_order", "augment.gray_p",
+    "augment.blur_p", "augment.blur_sigma", "augment.blur_kernel", "augment.sol_p", "augment.rot_p", "augment.mean",
+    "augment.std",
     "optim.name", "optim.base_lr", "optim.scale_lr", "optim.momentum", "optim.weight_decay",
     "optim.exclude_norm_bias", "optim.warmup_epochs", "optim.min_lr_ratio", "optim.lr_interval",
     "trainer.epochs", "trainer.batch_size", "trainer.precision", "trainer.sync_batchnorm",

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from augself.augment import TARGETS, ViewConfig, ViewParams, absolute_targets, relative_targets
 from augself.augment.sample import sample_params
 
-CFG = ViewConfig(solarize_p=0.5, rotate_p=0.5)
+CFG = ViewConfig(sol_p=0.5, rot_p=0.5)
 ALL = tuple(TARGETS)
 
 
@@ -24,7 +24,7 @@ def test_spec_table() -> None:
     assert {k: (v.dim, v.kind) for k, v in TARGETS.items()} == {
         "crop": (4, "regression"),
         "color": (4, "regression"),
-        "hue": (2, "regression"),
+        "color_hue": (2, "regression"),
         "flip": (1, "binary"),
         "blur": (1, "regression"),
         "rot": (4, "class"),
@@ -50,7 +50,7 @@ def test_identical_views_give_zero_regression_targets() -> None:
     for name in ("crop", "color", "blur", "sol"):
         assert torch.equal(t[name], torch.zeros_like(t[name])), name
     assert (t["flip"] == 1).all() and (t["rot"] == 0).all()
-    torch.testing.assert_close(t["hue"], torch.tensor([[0.0, 1.0]]).expand(16, 2))  # circular: angle 0
+    torch.testing.assert_close(t["color_hue"], torch.tensor([[0.0, 1.0]]).expand(16, 2))  # circular: angle 0
 
 
 def test_swapping_views_negates_regression_targets() -> None:
@@ -62,25 +62,26 @@ def test_swapping_views_negates_regression_targets() -> None:
         torch.testing.assert_close(ab[name], -ba[name])
     assert torch.equal(ab["flip"], ba["flip"])
     assert torch.equal((ab["rot"] + ba["rot"]) % 4, torch.zeros_like(ab["rot"]))
-    torch.testing.assert_close(ab["hue"][:, 0], -ba["hue"][:, 0])  # sin negates, cos does not
-    torch.testing.assert_close(ab["hue"][:, 1], ba["hue"][:, 1])
+    torch.testing.assert_close(ab["color_hue"][:, 0], -ba["color_hue"][:, 0])  # sin negates, cos does not
+    torch.testing.assert_close(ab["color_hue"][:, 1], ba["color_hue"][:, 1])
 
 
 def test_circular_hue_target_is_a_function_of_what_the_views_show() -> None:
     """Shifts that differ by a full turn look identical: the hue target agrees, the paper's linear one does not."""
     a, b = ViewParams.identity(3), ViewParams.identity(3)
-    a.jitter = b.jitter = torch.tensor([True, True, False])
+    a.color_applied = b.color_applied = torch.tensor([True, True, False])
     a.color[:, 3] = torch.tensor([0.45, 0.1, 0.3])
     b.color[:, 3] = torch.tensor([-0.45, 0.1, 0.2])
-    cfg = ViewConfig(hue=0.5)
-    t = relative_targets(a, b, ["hue", "color"], cfg)
+    cfg = ViewConfig(color_hue=0.5)
+    t = relative_targets(a, b, ["color_hue", "color"], cfg)
     # d = 0.9 turns looks like -0.1: same circular target as a -0.1 shift, not as +0.9 on a line
-    torch.testing.assert_close(t["hue"][0], torch.tensor([math.sin(-0.2 * math.pi), math.cos(-0.2 * math.pi)]))
+    torch.testing.assert_close(t["color_hue"][0], torch.tensor([math.sin(-0.2 * math.pi), math.cos(-0.2 * math.pi)]))
     torch.testing.assert_close(t["color"][0, 3], torch.tensor(0.9))  # the paper's h / Δh entry
-    torch.testing.assert_close(t["hue"][1], torch.tensor([0.0, 1.0]))
-    torch.testing.assert_close(t["hue"][2], torch.tensor([0.0, 1.0]))  # jitter skipped: no shift
+    torch.testing.assert_close(t["color_hue"][1], torch.tensor([0.0, 1.0]))
+    torch.testing.assert_close(t["color_hue"][2], torch.tensor([0.0, 1.0]))  # jitter skipped: no shift
     torch.testing.assert_close(
-        absolute_targets(a, ["hue"], cfg)["hue"][0], torch.tensor([math.sin(0.9 * math.pi), math.cos(0.9 * math.pi)])
+        absolute_targets(a, ["color_hue"], cfg)["color_hue"][0],
+        torch.tensor([math.sin(0.9 * math.pi), math.cos(0.9 * math.pi)]),
     )
 
 
@@ -100,7 +101,7 @@ def test_crop_target_values_and_flip_mirroring() -> None:
 
 def test_color_target_normalisation_and_unapplied_zero() -> None:
     a, b = ViewParams.identity(3), ViewParams.identity(3)
-    a.jitter = torch.tensor([True, True, False])
+    a.color_applied = torch.tensor([True, True, False])
     a.color = torch.tensor([[1.4, 0.6, 1.2, 0.1], [1.0, 1.0, 1.0, 0.0], [1.4, 1.4, 1.4, 0.1]])
     t = relative_targets(a, b, ["color"], CFG)["color"]
     torch.testing.assert_close(t[0], torch.tensor([0.5, -0.5, 0.25, 0.5]))
@@ -112,7 +113,7 @@ def test_color_target_normalisation_and_unapplied_zero() -> None:
     torch.testing.assert_close(ts[0, 0], torch.tensor(0.4 / (hi - lo)))
     torch.testing.assert_close(ts[0, 3], torch.tensor(0.1 / 0.4))
     # degenerate range (Δ = 0) does not divide by zero
-    flat = ViewConfig(brightness=0.0)
+    flat = ViewConfig(color_brightness=0.0)
     assert torch.isfinite(relative_targets(a, b, ["color"], flat)["color"]).all()
 
 
@@ -121,11 +122,11 @@ def test_flip_blur_sol_rot_values() -> None:
     a.flip = torch.tensor([True, True, False, False])
     b.flip = torch.tensor([True, False, True, False])
     a.blur = torch.tensor([True, False, True, True])
-    a.sigma = torch.tensor([2.0, 0.0, 0.1, 1.05])
+    a.blur_sigma = torch.tensor([2.0, 0.0, 0.1, 1.05])
     b.blur = torch.tensor([True, True, False, True])
-    b.sigma = torch.tensor([0.1, 2.0, 0.0, 1.05])
-    a.solarize = torch.tensor([True, False, True, False])
-    a.threshold = torch.tensor([0.25, 1.0, 0.9, 1.0])
+    b.blur_sigma = torch.tensor([0.1, 2.0, 0.0, 1.05])
+    a.sol = torch.tensor([True, False, True, False])
+    a.sol_threshold = torch.tensor([0.25, 1.0, 0.9, 1.0])
     a.rot = torch.tensor([0, 1, 2, 3])
     b.rot = torch.tensor([1, 1, 3, 0])
     t = relative_targets(a, b, ["flip", "blur", "sol", "rot"], CFG)
@@ -135,8 +136,8 @@ def test_flip_blur_sol_rot_values() -> None:
     assert torch.equal(t["rot"], torch.tensor([3, 0, 3, 3]))
     ab = absolute_targets(a, ["rot", "sol", "blur", "flip"], CFG)
     assert torch.equal(ab["rot"], a.rot) and torch.equal(ab["flip"].squeeze(1), a.flip.float())
-    torch.testing.assert_close(ab["sol"].squeeze(1), a.threshold)
-    torch.testing.assert_close(ab["blur"].squeeze(1), a.sigma / 1.9)
+    torch.testing.assert_close(ab["sol"].squeeze(1), a.sol_threshold)
+    torch.testing.assert_close(ab["blur"].squeeze(1), a.blur_sigma / 1.9)
 
 
 def test_relative_equals_difference_of_absolute_when_unflipped() -> None:

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from augself.augment.config import AugmentConfig, ViewConfig
+from augself.config_aliases import canonical_config
 from augself.config_checks import (
     check_shapes,
     check_values,
@@ -229,7 +230,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for o in overrides or []:
         if not isinstance(o, str) or "=" not in o:
             raise ConfigError(f"overrides must look like key=value, got {[o]}")
-        raw = parse_override(o)
+        raw = canonical_config(parse_override(o), f" (override {o!r})")  # old key spellings (issue 15)
         move_trainer_args(raw, _TRAINER_FIELDS, f" (override {o!r})")
         check_shapes(raw, PretrainConfig, f" (override {o!r})", view_schema=ViewConfig)
         cfg = _merge(cfg, raw, f" (override {o!r})")
@@ -266,7 +267,7 @@ def _load_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
         raise ConfigError(f"config file not found: {path}")
     if path.resolve() in _seen:
         raise ConfigError(f"config 'base' cycle through {path}")
-    raw = load_yaml_file(path)
+    raw = canonical_config(load_yaml_file(path), f" (in {path})")  # old key spellings (issue 15)
     base = raw.pop("base", None)
     move_trainer_args(raw, _TRAINER_FIELDS, f" (in {path})")
     check_shapes(raw, PretrainConfig, f" (in {path})", view_schema=ViewConfig)

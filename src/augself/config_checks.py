@@ -64,9 +64,14 @@ def _is_number(value: Any) -> bool:
 
 
 def did_you_mean(name: str, valid: list[str], prefix: str = "") -> str:
-    """`` Did you mean 'prefix+closest'?`` for the closest valid name, or ``""`` (the key messages' hint)."""
-    close = difflib.get_close_matches(name, valid, n=1)
-    return f" Did you mean {prefix + close[0]!r}?" if close else ""
+    """`` Did you mean 'prefix+closest'?`` for the closest valid name, or ``""`` (the key messages' hint).
+
+    Old spellings of valid names count as their current name (``jiter_p`` -> ``color_p``, via ``jitter_p``)."""
+    from augself.config_aliases import view_aliases
+
+    old = {a: n for a, n in view_aliases().items() if n in valid}
+    close = difflib.get_close_matches(name, [*valid, *old], n=1)
+    return f" Did you mean {prefix + old.get(close[0], close[0])!r}?" if close else ""
 
 
 # ------------------------------------------------------------------------------------------ raw documents

@@ -61,7 +61,7 @@ def rotation_view(base: ViewConfig, essl: ESSLSettings) -> ViewConfig:
     if essl.size is not None and essl.size < 1:
         raise ValueError(f"essl.size must be a positive integer, got {essl.size}")
     size = essl.size or max(8, base.size // 2)
-    return base.with_(**{"size": size, "rotate_p": 0.0, **over})
+    return base.with_(**{"size": size, "rot_p": 0.0, **over})
 
 
 def rotation_head(feat_dim: int, hidden_dim: int = 2048, bottleneck_dim: int = 0) -> nn.Sequential:

@@ -36,12 +36,13 @@ class _ViewConfigMethods:
 
     # ---- derived ranges -------------------------------------------------------------------------------
     def factor_range(self, name: str) -> tuple[float, float]:
-        """Range of a jitter factor after the colour-strength scaling (``name`` in b/c/s/h)."""
+        """Range of a jitter factor after the colour-strength scaling (``name``: brightness, contrast, saturation
+        or hue; its setting is the field ``color_<name>``)."""
         s = self.color_strength  # type: ignore[attr-defined]
         if name == "hue":
-            h = min(self.hue * s, 0.5)  # type: ignore[attr-defined]
+            h = min(self.color_hue * s, 0.5)  # type: ignore[attr-defined]
             return (-h, h)
-        v = getattr(self, name) * s
+        v = getattr(self, f"color_{name}") * s
         return (max(0.0, 1.0 - v), 1.0 + v)
 
     @property
@@ -117,7 +118,7 @@ class AugmentConfig:
         """BYOL's asymmetric views (Grill et al., 2020, Table 6): blur 1.0 / 0.1, solarize 0.0 / 0.2."""
         return cls(
             views=[
-                ViewConfig(size=size, blur_p=1.0, solarize_p=0.0, **kw),  # type: ignore[arg-type]
-                ViewConfig(size=size, blur_p=0.1, solarize_p=0.2, **kw),  # type: ignore[arg-type]
+                ViewConfig(size=size, blur_p=1.0, sol_p=0.0, **kw),  # type: ignore[arg-type]
+                ViewConfig(size=size, blur_p=0.1, sol_p=0.2, **kw),  # type: ignore[arg-type]
             ]
         )

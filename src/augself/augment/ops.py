@@ -209,7 +209,7 @@ _HUE_OFFSETS = torch.tensor([3.0, 2.0, 4.0]).view(1, 3, 1, 1)
 
 
 COLOR_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
-"""Colour ops indexed as in :attr:`ViewParams.order` (0=brightness, 1=contrast, 2=saturation, 3=hue)."""
+"""Colour ops indexed as in :attr:`ViewParams.color_perm` (0=brightness, 1=contrast, 2=saturation, 3=hue)."""
 
 
 def _apply_where(x: Tensor, mask: Tensor, fn: Callable[..., Tensor], *args: Tensor, inplace: bool = False) -> Tensor:

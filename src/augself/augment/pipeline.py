@@ -161,7 +161,7 @@ class Augmenter(nn.Module):
         # group is processed in chunks of at most n samples, so every intermediate stays small (in cache, no
         # fresh page-faulting allocations) and colour jitter runs on whole chunks with no subsets to gather
         # and scatter (grayscale and blur stay masked); each finished chunk goes to its rows of the output.
-        slot = ops.hue_slot(p.color, p.order, p.jitter, C)
+        slot = ops.hue_slot(p.color, p.color_perm, p.color_applied, C)
         order = torch.argsort(slot, stable=True)
         out = torch.empty(B, C, cfg.size, cfg.size, device=images.device, dtype=torch.float32)
         slots, counts = torch.unique_consecutive(slot[order], return_counts=True)
@@ -172,7 +172,7 @@ class Augmenter(nn.Module):
                 q = p[idx]
                 x = _crop_resize(images.index_select(0, idx), None if crop is None else crop[idx], cfg.size, q.flip)
                 if s < 5:  # 5: jitter not applied
-                    x = ops.color_jitter_same_slot(x, q.color, q.order, s, cfg.saturation_mode)
+                    x = ops.color_jitter_same_slot(x, q.color, q.color_perm, s, cfg.color_saturation_mode)
                 out.index_put_((idx,), Augmenter._finish(x, q, cfg))
             start += c
         return out
@@ -183,7 +183,9 @@ class Augmenter(nn.Module):
     ) -> Tensor:
         # crop + resize + flip in one pass (flip folded into the column indices); x is owned from here on
         x = _crop_resize(images, crop, cfg.size, p.flip)
-        x = ops.color_jitter(x, p.color, p.order, p.jitter, inplace=True, saturation=cfg.saturation_mode)
+        x = ops.color_jitter(
+            x, p.color, p.color_perm, p.color_applied, inplace=True, saturation=cfg.color_saturation_mode
+        )
         return Augmenter._finish(x, p, cfg, out)
 
     @staticmethod

@@ -157,7 +157,7 @@ def default_preview_augment(size: int = DEFAULT_PREVIEW_SIZE) -> AugmentConfig:
     """The pipeline ``augself preview`` shows without a config: two SimCLR/AugSelf views (:class:`ViewConfig`
     defaults: crop scale 0.2-1, flip 0.5, jitter 0.8, grayscale 0.2, blur 0.5) of side ``size`` plus solarize 0.2
     and rotation 0.25, so every recorded field shows up. Not any config's pipeline: pass one to see its views."""
-    return AugmentConfig.symmetric(2, size=int(size), solarize_p=0.2, rotate_p=0.25)
+    return AugmentConfig.symmetric(2, size=int(size), sol_p=0.2, rot_p=0.25)
 
 
 def config_views(cfg: PretrainConfig) -> tuple[AugmentConfig, list[str]]:

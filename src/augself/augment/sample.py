@@ -5,7 +5,7 @@ distributions follow the SimCLR/AugSelf pipeline (Lee et al., NeurIPS 2021, App.
 RandomResizedCrop (area ~ U(scale), log-uniform ratio, torchvision's 10 tries + centre-crop fallback),
 flip ~ Bern(p), colour jitter ~ Bern(p) with uniform factors and a random op order (per sample, or one per
 batch with ``color_order: batch``), grayscale ~ Bern(p), blur ~ Bern(p) with sigma ~ U(blur_sigma), solarize ~
-Bern(p) with threshold ~ U(solarize_threshold), rotation k ~ U{0..3} with probability ``rotate_p``. Unapplied ops
+Bern(p) with threshold ~ U(sol_threshold), rotation k ~ U{0..3} with probability ``rot_p``. Unapplied ops
 hold identity values (reference quirk Q2).
 
 All randomness comes from the given ``torch.Generator`` (drawn on the generator's device, then moved), in a

@@ -7,7 +7,7 @@ Each target is declared by its augmentation's spec (:mod:`augself.augment.specs`
 * ``color`` (4, regression): difference of [(b-1)/Δb, (c-1)/Δc, (s-1)/Δs, h/Δh], Δ = width of each view's
   configured factor range (0.8, 0.8, 0.8, 0.2 by default, scaled by ``color_strength``); zeros where jitter was
   skipped.
-* ``hue`` (2, regression; an augself extension, not in the paper): the hue-shift difference on the circle,
+* ``color_hue`` (2, regression; an augself extension, not in the paper): the hue-shift difference on the circle,
   [sin 2πd, cos 2πd] with d = h_a - h_b (0 where jitter was skipped). The paper's linear ``h/Δh`` entry of
   ``color`` wraps around the hue circle once shifts exceed ±0.25, and for ±0.5 its conditional mean given the
   two views is exactly 0 (``benchmarks/hue_target_ambiguity.py``): no head can predict it. The circular

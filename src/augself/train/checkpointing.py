@@ -350,6 +350,21 @@ def _is_lightning_arg(key: str) -> bool:
     return section == "trainer" and "." not in name and name not in {f.name for f in dataclasses.fields(TrainerConfig)}
 
 
+def _stored_config(saved: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's config in today's vocabulary: old key spellings renamed (``jitter_p`` -> ``color_p``, ...;
+    :mod:`augself.config_aliases`) and view settings added since it was written at their defaults (an augmentation
+    added later is off by default and draws nothing when off, so such a run is the same run)."""
+    from augself.augment.config import CONFIG_FIELDS
+    from augself.config_aliases import canonical_config
+
+    out = canonical_config(saved, warn=False)
+    aug = out.get("augment")
+    if isinstance(aug, dict) and aug:
+        missing = {f.name: f.default for f in CONFIG_FIELDS if f.name not in aug}
+        out = {**out, "augment": {**aug, **missing}}
+    return out
+
+
 def check_resume_config(
     checkpoint: dict[str, Any], config: dict[str, Any], num_classes: int | None, path: str | os.PathLike[str]
 ) -> list[str]:
@@ -363,7 +378,7 @@ def check_resume_config(
     saved = hp.get("config")
     if not isinstance(saved, dict):
         raise ConfigError(f"cannot resume from {path}: it was not written by `augself pretrain` (no config inside)")
-    a, b = _flatten(saved), _flatten(config)
+    a, b = _flatten(_stored_config(saved)), _flatten(config)
     refused, allowed = [], []
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key, "<unset>"), b.get(key, "<unset>")

@@ -36,6 +36,9 @@ class ConfigField:
     check: Check = ""
     """``prob``: in [0, 1]; ``nonneg``: >= 0; ``range``: a pair with 0 < low <= high; "": none (or ``choices``)."""
     choices: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    """Older spellings of the key, still read from configs (rewritten to ``name`` by
+    :func:`augself.config_aliases.canonical_config`, with one warning line each)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class Target:
     """Shown by ``augself preview`` when its augmentation is on."""
     uses_cfg: bool = False
     """Normalised by the view's settings (needs the ``ViewConfig`` each record was sampled with)."""
+    aliases: tuple[str, ...] = ()
+    """Older spellings of the target's ``augself: {...}`` key, still read from configs."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +123,10 @@ def uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: t
 @dataclass(frozen=True)
 class AugmentationSpec:
     """Everything about one augmentation (see the module docstring). ``name`` is the one vocabulary key:
-    the AugSelf weight key (``augself: {name: lambda}``), its main target and log key ``augself/<name>``, the
-    awareness name and the prefix of its preview label."""
+    the AugSelf weight key (``augself: {name: lambda}``), its main target and log key ``train/augself/<name>``,
+    the awareness name, the prefix of its preview label and of every name that belongs to it: each config field,
+    record field and further target is ``name`` or ``name_<what>`` (checked by the registry; the table is
+    ``docs/augmentations.md``)."""
 
     name: str
     config: tuple[ConfigField, ...]

@@ -1,7 +1,8 @@
 """Gaussian blur, p = 0.5, sigma ~ U[0.1, 2.0], kernel about 10 % of the view (SimCLR / AugSelf, Lee et al.,
 NeurIPS 2021, App. A).
 
-Record ``blur`` (applied) and ``sigma`` (0 where not applied). Target ``blur`` (1, regression):
+Record ``blur`` (applied) and ``blur_sigma`` (σ, drawn from the config range ``blur_sigma``; 0 where not
+applied). Target ``blur`` (1, regression):
 (σ_a - σ_b) / (σ_max - σ_min), each view's σ by its own range. **Deliberately normalised**, unlike the
 reference (quirk Q3 regresses the raw σ difference in [-2, 2] through a tanh bounded by 1).
 """
@@ -26,11 +27,11 @@ def _sample(d: Draws) -> dict[str, Tensor]:
     blur = d.u[:, 0] < d.cfg.blur_p
     slo, shi = (float(v) for v in d.cfg.blur_sigma)
     sigma = torch.where(blur, slo + (shi - slo) * d.u[:, 1], torch.zeros_like(d.u[:, 1]))
-    return {"blur": blur, "sigma": sigma}
+    return {"blur": blur, "blur_sigma": sigma}
 
 
 def _apply(x: Tensor, p: ViewParams, cfg: ViewConfig) -> Tensor:
-    return ops.gaussian_blur(x, p.sigma, cfg.blur_kernel, mask=p.blur, inplace=True)
+    return ops.gaussian_blur(x, p.blur_sigma, cfg.blur_kernel, mask=p.blur, inplace=True)
 
 
 def blur_scale(cfg: ViewConfig) -> float:
@@ -42,8 +43,8 @@ def blur_scale(cfg: ViewConfig) -> float:
 
 
 def _relative(a: ViewParams, b: ViewParams, cfg_a: ViewConfig, cfg_b: ViewConfig) -> Tensor:
-    sa = a.sigma.float() / blur_scale(cfg_a)
-    sb = b.sigma.float().to(a.device) / blur_scale(cfg_b)
+    sa = a.blur_sigma.float() / blur_scale(cfg_a)
+    sb = b.blur_sigma.float().to(a.device) / blur_scale(cfg_b)
     return (sa - sb).unsqueeze(1)
 
 
@@ -65,7 +66,7 @@ SPEC = AugmentationSpec(
     record=(
         RecordField("blur", lambda n, dev: torch.zeros(n, dtype=torch.bool, device=dev), "(B,) bool: blurred."),
         RecordField(
-            "sigma",
+            "blur_sigma",
             lambda n, dev: torch.zeros(n, device=dev),
             "(B,) float: blur sigma in pixels of the output view; 0 where not applied.",
         ),
@@ -81,7 +82,7 @@ SPEC = AugmentationSpec(
             1,
             "regression",
             _relative,
-            lambda p, cfg: (p.sigma.float() / blur_scale(cfg)).unsqueeze(1),
+            lambda p, cfg: (p.blur_sigma.float() / blur_scale(cfg)).unsqueeze(1),
             dims=("d_sigma",),
             uses_cfg=True,
         ),
@@ -93,5 +94,5 @@ SPEC = AugmentationSpec(
         label="sigma<={:g}",
         rank=3,
     ),
-    describe=lambda p, b: f"blur {float(p.sigma[b]):.2f}",
+    describe=lambda p, b: f"blur {float(p.blur_sigma[b]):.2f}",
 )

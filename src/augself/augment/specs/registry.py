@@ -13,6 +13,7 @@ then each spec's own draws in this order.
 from __future__ import annotations
 
 import importlib
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,34 @@ def _check_registry() -> None:
             if n in seen and seen[n] == kind:
                 raise RuntimeError(f"augmentation registry: {kind} {n!r} is declared twice")
             seen[n] = kind
+    for s in SPECS:  # the one vocabulary: every name of an augmentation is its name or starts with it
+        for kind, names in (
+            ("config field", [f.name for f in s.config]),
+            ("record field", [f.name for f in s.record]),
+            ("target", [t.name for t in s.targets]),
+        ):
+            for n in names:
+                if n != s.name and not n.startswith(s.name + "_"):
+                    raise RuntimeError(f"augmentation {s.name!r}: {kind} {n!r} must be {s.name!r} or {s.name}_<what>")
+        ranges = {f.name for f in s.config if typing.get_origin(f.type) is tuple}
+        for f in s.record:  # a config key may name a record field only as the range that field is drawn from
+            if f.name in {c.name for c in s.config} and f.name not in ranges:
+                raise RuntimeError(f"augmentation {s.name!r}: record field {f.name!r} is also a config setting")
+    for kind, current, aliases in (
+        (
+            "config field",
+            [f.name for s in SPECS for f in s.config],
+            [a for s in SPECS for f in s.config for a in f.aliases],
+        ),
+        (
+            "target",
+            [t.name for s in SPECS for t in s.targets],
+            [a for s in SPECS for t in s.targets for a in t.aliases],
+        ),
+    ):
+        for a in aliases:
+            if a in current or aliases.count(a) > 1:
+                raise RuntimeError(f"augmentation registry: {kind} alias {a!r} is a current name or declared twice")
     for s in SPECS:
         if s.columns and not s.always_draws:
             raise RuntimeError(f"augmentation {s.name!r}: shared-block columns need always_draws=True")
@@ -69,6 +98,12 @@ RECORD_FIELDS: dict[str, RecordField] = {f.name: f for s in SPECS for f in s.rec
 
 TARGET_TABLE: dict[str, Target] = {t.name: t for s in SPECS for t in s.targets}
 """AugSelf target name -> target (dim, kind, relative and absolute forms)."""
+
+CONFIG_ALIASES: dict[str, str] = {a: f.name for s in SPECS for f in s.config for a in f.aliases}
+"""Old spelling of a view setting -> its name (read from configs by :mod:`augself.config_aliases`)."""
+
+TARGET_ALIASES: dict[str, str] = {a: t.name for s in SPECS for t in s.targets for a in t.aliases}
+"""Old spelling of an ``augself: {...}`` key -> its target name."""
 
 SHARED_COLUMNS: int = sum(s.columns for s in SPECS)
 """Width of the shared uniform block drawn once per view (9: the original draw layout)."""
@@ -200,16 +235,63 @@ def preview_targets(views: Iterable[ViewConfig]) -> list[str]:
     return [t.name for s in SPECS if any(s.enabled(v) for v in views) for t in s.targets if t.preview]
 
 
-# ---- names -------------------------------------------------------------------------------------------------
-def vocabulary() -> dict[str, dict[str, tuple[str, ...]]]:
-    """Per augmentation, the names that belong to it: config keys, record fields, AugSelf targets (the keys of
-    ``augself: {...}``) and their log keys (``augself/<target>``)."""
+# ---- names ----------------------------------------------------------------------------------------------
+LOG_PREFIX = "train/augself/"
+"""``metrics.csv`` column of an AugSelf loss term: ``train/augself/<target>`` (:class:`augself.augself_head.AugSelf`
+logs ``augself/<target>``, :class:`augself.train.module.PretrainModule` adds ``train/``)."""
+
+
+def vocabulary() -> dict[str, dict[str, Any]]:
+    """Per augmentation, the names that belong to it: ``config`` keys (under ``augment:`` / ``augment.views[i]``
+    / ``essl.view``), ``record`` fields (of :class:`~augself.augment.params.ViewParams`), AugSelf ``targets`` (the
+    keys of ``augself: {...}``), their ``logs`` (``metrics.csv`` columns) and ``aliases`` (old spelling -> name,
+    config keys and ``augself:`` keys, still read)."""
     return {
         s.name: {
             "config": tuple(f.name for f in s.config),
             "record": tuple(f.name for f in s.record),
             "targets": tuple(t.name for t in s.targets),
-            "logs": tuple(f"augself/{t.name}" for t in s.targets),
+            "logs": tuple(f"{LOG_PREFIX}{t.name}" for t in s.targets),
+            "aliases": {a: f.name for f in s.config for a in f.aliases}
+            | {a: t.name for t in s.targets for a in t.aliases},
         }
         for s in SPECS
     }
+
+
+def vocabulary_markdown() -> str:
+    """The vocabulary as a Markdown table (``docs/augmentations.md``, kept in step by ``tests/test_vocabulary.py``;
+    regenerate with :func:`update_vocabulary_doc`)."""
+
+    def code(names: Iterable[str]) -> str:
+        return ", ".join(f"`{n}`" for n in names) or "-"
+
+    rows = [
+        "| augmentation | config keys | record fields | targets (`augself:` keys) | log keys (`metrics.csv`) "
+        "| old spellings (still read) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, v in vocabulary().items():
+        old = ", ".join(f"`{a}` -> `{n}`" for a, n in v["aliases"].items()) or "-"
+        rows.append(
+            f"| `{name}` | {code(v['config'])} | {code(v['record'])} | {code(v['targets'])} | {code(v['logs'])} "
+            f"| {old} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+DOC_BEGIN = "<!-- vocabulary: generated by augself.augment.specs.registry.vocabulary_markdown; do not edit -->"
+DOC_END = "<!-- end of vocabulary -->"
+
+
+def update_vocabulary_doc(path: str) -> bool:
+    """Rewrite the generated table between :data:`DOC_BEGIN` and :data:`DOC_END` of ``path``; True if it changed."""
+    from pathlib import Path
+
+    text = Path(path).read_text(encoding="utf-8")
+    head, _, rest = text.partition(DOC_BEGIN + "\n")
+    _, _, tail = rest.partition(DOC_END)
+    new = f"{head}{DOC_BEGIN}\n{vocabulary_markdown()}{DOC_END}{tail}"
+    if new != text:
+        Path(path).write_text(new, encoding="utf-8")
+    return new != text

@@ -1,7 +1,7 @@
 """Four-fold rotation k * 90 deg, k ~ U{0, 1, 2, 3} (AugSelf's ``stl10_rot``: ``RandomRotation(p=0.5)``).
 
-Record ``rot`` (B,) long, 0 where not applied. Target ``rot`` (4 classes): (k_a - k_b) mod 4; its absolute form
-k is E-SSL's rotation class.
+Config ``rot_p`` (old spelling ``rotate_p``). Record ``rot`` (B,) long, 0 where not applied. Target ``rot``
+(4 classes): (k_a - k_b) mod 4; its absolute form k is E-SSL's rotation class.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def _sample(d: Draws) -> dict[str, Tensor]:
     assert d.u is not None
-    applied = d.u[:, 0] < d.cfg.rotate_p
+    applied = d.u[:, 0] < d.cfg.rot_p
     k = torch.floor(d.u[:, 1] * 4)
     return {"rot": torch.where(applied, k.long().clamp_(0, 3), torch.zeros_like(k, dtype=torch.long))}
 
@@ -32,7 +32,7 @@ def _apply(x: Tensor, p: ViewParams, cfg: ViewConfig) -> Tensor:
 
 def _real_turn(p: ViewParams, cfg: ViewConfig, g: torch.Generator) -> ViewParams:
     """Invariance to an actual turn: k in {1, 2, 3} when every sample is rotated."""
-    if cfg.rotate_p >= 1.0:
+    if cfg.rot_p >= 1.0:
         p.rot = 1 + torch.randint(0, 3, (len(p),), generator=g)
     return p
 
@@ -41,11 +41,12 @@ SPEC = AugmentationSpec(
     name="rot",
     config=(
         ConfigField(
-            "rotate_p",
+            "rot_p",
             float,
             0.0,
             "Probability of a four-fold rotation k*90 deg, k ~ U{0,1,2,3} (AugSelf's `rot`).",
             "prob",
+            aliases=("rotate_p",),
         ),
     ),
     record=(
@@ -56,8 +57,8 @@ SPEC = AugmentationSpec(
         ),
     ),
     sample=_sample,
-    off={"rotate_p": 0.0},
-    enabled=lambda cfg: cfg.rotate_p > 0,
+    off={"rot_p": 0.0},
+    enabled=lambda cfg: cfg.rot_p > 0,
     columns=2,
     apply=_apply,
     targets=(
@@ -72,7 +73,7 @@ SPEC = AugmentationSpec(
     awareness=Awareness(
         strengths=(1.0,),  # probability; quarter turns k in {1, 2, 3} for invariance
         probe_strength=1.0,  # the difference is uniform over the four classes
-        isolate=lambda s: {"rotate_p": float(s)},
+        isolate=lambda s: {"rot_p": float(s)},
         label="p={:g}",
         rank=4,
         invariance=_real_turn,

@@ -1,8 +1,9 @@
 """Solarize ``x >= t -> 1 - x`` (AugSelf's ``stl10_sol``: kornia ``RandomSolarize(0.5, 0.0)``, t ~ U[0, 1];
 BYOL's second view: p = 0.2, fixed t = 0.5).
 
-Record ``solarize`` (applied) and ``threshold`` (1.0 where not applied, quirk Q2). Target ``sol``
-(1, regression): t_a - t_b.
+Config ``sol_p`` and ``sol_threshold`` (the range t is drawn from; old spellings ``solarize_p`` /
+``solarize_threshold``). Record ``sol`` (applied) and ``sol_threshold`` (t; 1.0 where not applied, quirk Q2).
+Target ``sol`` (1, regression): t_a - t_b.
 """
 
 from __future__ import annotations
@@ -22,50 +23,58 @@ if TYPE_CHECKING:
 
 def _sample(d: Draws) -> dict[str, Tensor]:
     assert d.u is not None
-    solarize = d.u[:, 0] < d.cfg.solarize_p
-    tlo, thi = (float(v) for v in d.cfg.solarize_threshold)
-    threshold = torch.where(solarize, tlo + (thi - tlo) * d.u[:, 1], torch.ones_like(d.u[:, 1]))
-    return {"solarize": solarize, "threshold": threshold}
+    applied = d.u[:, 0] < d.cfg.sol_p
+    tlo, thi = (float(v) for v in d.cfg.sol_threshold)
+    threshold = torch.where(applied, tlo + (thi - tlo) * d.u[:, 1], torch.ones_like(d.u[:, 1]))
+    return {"sol": applied, "sol_threshold": threshold}
 
 
 def _apply(x: Tensor, p: ViewParams, cfg: ViewConfig) -> Tensor:
-    return ops.solarize(x, p.threshold, p.solarize)
+    return ops.solarize(x, p.sol_threshold, p.sol)
 
 
 def _check(cfg: ViewConfig) -> None:
-    lo, hi = (float(v) for v in cfg.solarize_threshold)
+    lo, hi = (float(v) for v in cfg.sol_threshold)
     if not 0.0 <= lo <= hi <= 1.0:
-        raise ValueError(f"solarize_threshold must satisfy 0 <= low <= high <= 1, got {cfg.solarize_threshold!r}")
+        raise ValueError(f"sol_threshold must satisfy 0 <= low <= high <= 1, got {cfg.sol_threshold!r}")
 
 
 def _describe(p: ViewParams, b: int) -> str | None:
-    return f"sol {float(p.threshold[b]):.2f}" if p.solarize[b] else None
+    return f"sol {float(p.sol_threshold[b]):.2f}" if p.sol[b] else None
 
 
 SPEC = AugmentationSpec(
     name="sol",
     config=(
-        ConfigField("solarize_p", float, 0.0, "Solarize probability (BYOL uses 0.0 / 0.2 for its two views).", "prob"),
         ConfigField(
-            "solarize_threshold",
+            "sol_p",
+            float,
+            0.0,
+            "Solarize probability (BYOL uses 0.0 / 0.2 for its two views).",
+            "prob",
+            aliases=("solarize_p",),
+        ),
+        ConfigField(
+            "sol_threshold",
             tuple[float, float],
             (0.0, 1.0),
             "Threshold ~ U[low, high]: (0, 1) as kornia's ``RandomSolarize(0.5, 0.0)`` in AugSelf's ``stl10_sol``; "
             "(0.5, 0.5) is PIL's fixed ``ImageOps.solarize`` threshold 128 on 8-bit values (BYOL, E-SSL ImageNet "
             "``utils.py`` line 71).",
+            aliases=("solarize_threshold",),
         ),
     ),
     record=(
-        RecordField("solarize", lambda n, dev: torch.zeros(n, dtype=torch.bool, device=dev), "(B,) bool: solarized."),
+        RecordField("sol", lambda n, dev: torch.zeros(n, dtype=torch.bool, device=dev), "(B,) bool: solarized."),
         RecordField(
-            "threshold",
+            "sol_threshold",
             lambda n, dev: torch.ones(n, device=dev),
             "(B,) float: solarize threshold in [0, 1]; 1.0 where not applied.",
         ),
     ),
     sample=_sample,
-    off={"solarize_p": 0.0},
-    enabled=lambda cfg: cfg.solarize_p > 0,
+    off={"sol_p": 0.0},
+    enabled=lambda cfg: cfg.sol_p > 0,
     columns=2,
     apply=_apply,
     targets=(
@@ -73,15 +82,15 @@ SPEC = AugmentationSpec(
             "sol",
             1,
             "regression",
-            lambda a, b, ca, cb: (a.threshold.float() - b.threshold.float().to(a.device)).unsqueeze(1),
-            lambda p, cfg: p.threshold.float().unsqueeze(1),
+            lambda a, b, ca, cb: (a.sol_threshold.float() - b.sol_threshold.float().to(a.device)).unsqueeze(1),
+            lambda p, cfg: p.sol_threshold.float().unsqueeze(1),
             dims=("d_threshold",),
         ),
     ),
     awareness=Awareness(
         strengths=(1.0,),  # probability; threshold ~ U[0, 1] (BYOL)
         probe_strength=1.0,
-        isolate=lambda s: {"solarize_p": float(s)},
+        isolate=lambda s: {"sol_p": float(s)},
         label="p={:g}",
         rank=5,
         default=False,
