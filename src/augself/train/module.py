@@ -135,7 +135,14 @@ class PretrainModule(L.LightningModule):
         if not torch.isfinite(loss.detach()):
             terms = ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items())
             raise NonFiniteLossError(f"non-finite loss {float(loss):.4g} at step {self.global_step}: {terms}")
-        self.log("train/loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=True)
+        # The keys of one forked ``self.log("train/loss", on_step=True, on_epoch=True)``, split so that only the epoch
+        # mean is reduced over DDP ranks (``sync_dist``: every rank's steps, not rank 0's alone) and the per-step
+        # value stays this rank's, with no collective each step; one process: the same numbers. ``train/loss`` (the
+        # epoch mean) stays a callback metric for user callbacks / checkpoint monitors.
+        total = loss.detach()
+        self.log("train/loss_step", total, prog_bar=True, on_step=True, on_epoch=False)
+        self.log("train/loss_epoch", total, prog_bar=True, on_step=False, on_epoch=True, sync_dist=True)
+        self.log("train/loss", total, logger=False, on_step=False, on_epoch=True, sync_dist=True)
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, on_step=True, on_epoch=False)
         return loss
 
