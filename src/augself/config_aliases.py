@@ -23,6 +23,10 @@ class ConfigAliasWarning(FutureWarning):
     """An old config key spelling was read (shown once per spelling and process)."""
 
 
+_warned: set[str] = set()
+"""The old spellings already reported by this process (one line each, however many files and overrides use it)."""
+
+
 def view_aliases() -> dict[str, str]:
     """Old spelling of a view setting -> its current name."""
     from augself.augment.specs.registry import CONFIG_ALIASES
@@ -50,8 +54,9 @@ def _rename(mapping: Any, aliases: Mapping[str, str], key: str, where: str, warn
                 f"{key}: both {old!r} and {new!r} given{where} ({old!r} is the old name of {new!r}); keep only {new!r}"
             )
         out[new] = v
-        if new != k and warn:
-            section = "augself." if key == "augself" else ""
+        section = "augself." if key == "augself" else ""
+        if new != k and warn and section + k not in _warned:
+            _warned.add(section + k)
             warnings.warn(
                 f"config key {section + k!r} is the old name of {section + new!r} and is read as {section + new!r}; "
                 "rename it (docs/augmentations.md)",

@@ -26,6 +26,8 @@ VIEW_TAIL = (
 )
 CONFIG_FIELDS: tuple[ConfigField, ...] = (*VIEW_HEAD, *(f for s in SPECS for f in s.config), *VIEW_TAIL)
 """Every ``ViewConfig`` field, in order."""
+if any(a in {f.name for f in CONFIG_FIELDS} for f in CONFIG_FIELDS for a in f.aliases):
+    raise RuntimeError("a ViewConfig field alias is the name of another field")
 
 
 class _ViewConfigMethods:

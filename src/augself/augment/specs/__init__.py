@@ -14,6 +14,8 @@ from augself.augment.specs.registry import (
     invariance_params,
     isolated_view,
     strength_label,
+    vocabulary,
+    vocabulary_markdown,
 )
 
 __all__ = [
@@ -31,4 +33,6 @@ __all__ = [
     "invariance_params",
     "isolated_view",
     "strength_label",
+    "vocabulary",
+    "vocabulary_markdown",
 ]

@@ -245,7 +245,7 @@ def vocabulary() -> dict[str, dict[str, Any]]:
     """Per augmentation, the names that belong to it: ``config`` keys (under ``augment:`` / ``augment.views[i]``
     / ``essl.view``), ``record`` fields (of :class:`~augself.augment.params.ViewParams`), AugSelf ``targets`` (the
     keys of ``augself: {...}``), their ``logs`` (``metrics.csv`` columns) and ``aliases`` (old spelling -> name,
-    config keys and ``augself:`` keys, still read)."""
+    view settings, and ``augself.<old>`` -> ``augself.<target>``; still read)."""
     return {
         s.name: {
             "config": tuple(f.name for f in s.config),
@@ -253,7 +253,7 @@ def vocabulary() -> dict[str, dict[str, Any]]:
             "targets": tuple(t.name for t in s.targets),
             "logs": tuple(f"{LOG_PREFIX}{t.name}" for t in s.targets),
             "aliases": {a: f.name for f in s.config for a in f.aliases}
-            | {a: t.name for t in s.targets for a in t.aliases},
+            | {f"augself.{a}": f"augself.{t.name}" for t in s.targets for a in t.aliases},
         }
         for s in SPECS
     }
