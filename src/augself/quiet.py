@@ -7,9 +7,8 @@ The ``augself`` command runs inside :func:`quiet_output` unless ``--verbose`` is
   WARNING once Lightning is loaded (:func:`quiet_lightning`, called by :func:`augself.train.run.build_trainer`:
   Lightning resets its logger to INFO when it is imported), so its warnings and errors still show;
 - the dependency warnings of :data:`KNOWN_WARNINGS` only: each is matched by its category, the start of its
-  message and the module it is attributed to (a Lightning module; for torch's deprecation of the DDP all_gather,
-  the one augself module that calls it), so augself's own warnings (``skipped 3 corrupt image(s)``, ``resuming
-  with a changed setting``) and any unknown warning still show.
+  message and the module it is attributed to (a Lightning module), so augself's own warnings (``skipped 3 corrupt
+  image(s)``, ``resuming with a changed setting``) and any unknown warning still show.
 
 Lightning's ``log_every_n_steps`` warning is not hidden but avoided: :func:`augself.train.run.log_interval` caps
 the interval to the batches of an epoch. Everything is restored when the context ends.
@@ -75,16 +74,6 @@ KNOWN_WARNINGS: tuple[KnownWarning, ...] = (
         "a SLURM hint for interactive jobs; `augself pretrain` runs the same under srun or not",
         "The `srun` command is available on your system but is not used. HINT: If your intention is to run Lightning "
         "on SLURM, prepend your python command with `srun` like so: srun python train.py ...",
-    ),
-    KnownWarning(
-        r"torch\.distributed\.nn\.functional\.all_gather is deprecated",
-        FutureWarning,
-        r"augself\.methods\.utils\Z",
-        "recent torch deprecates the autograd all_gather of gather_with_grad (DDP only, every step, every rank); "
-        "its suggested replacement is a private torch module: a note for the methods' maintainers, not the user",
-        "torch.distributed.nn.functional.all_gather is deprecated, use "
-        "torch.distributed._functional_collectives.all_gather_single instead.",
-        "augself.methods.utils",
     ),
 )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -12,17 +14,37 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+class _AllGatherCat(torch.autograd.Function):
+    """All-gather along dim 0 with the gradient of a sum-reduce-scatter: rank r's input gets the sum over ranks of
+    the gradient slice of its rows. Public collectives only (``all_gather``, ``all_reduce``, every backend, torch
+    >= 2.1): the autograd ``torch.distributed.nn.functional.all_gather`` is deprecated, and the replacement torch
+    suggests (``torch.distributed._functional_collectives.all_gather_single``) is private and absent from torch 2.1.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        world, rank = dist.get_world_size(), dist.get_rank()
+        ctx.rows, ctx.rank = x.shape[0], rank
+        parts = [torch.empty_like(x) for _ in range(world)]
+        dist.all_gather(parts, x)
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        grad = grad.contiguous().clone()  # all_reduce works in place
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)  # sliced: a reduce-scatter (sum) on any backend
+        return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows]
+
+
 def gather_with_grad(x: Tensor) -> Tensor:
     """Concatenate ``x`` over DDP ranks along dim 0, keeping gradients (identity when not distributed).
 
     Every rank then computes the same global loss; the all-gather backward sums the ranks' gradients and DDP
-    averages them, which gives exactly the gradient of the global loss.
+    averages them, which gives exactly the gradient of the global loss. Every rank must pass the same shape.
     """
     if not is_distributed():
         return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x.contiguous()), dim=0)
+    return _AllGatherCat.apply(x.contiguous())
 
 
 @torch.no_grad()
