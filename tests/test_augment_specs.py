@@ -209,7 +209,9 @@ def test_vocabulary_maps_each_name_to_one_augmentation() -> None:
         "targets": ("sol",),
         "logs": ("train/augself/sol",),
         "aliases": {"solarize_p": "sol_p", "solarize_threshold": "sol_threshold"},
+        "target_aliases": {},
     }
+    assert v["color"]["target_aliases"] == {"hue": "color_hue"}
     assert v["color"]["targets"] == ("color", "color_hue")
     assert v["color"]["record"] == ("color_applied", "color", "color_perm")
     assert v["rot"]["config"] == ("rot_p",) and v["rot"]["aliases"] == {"rotate_p": "rot_p"}

@@ -48,7 +48,7 @@ def test_docs_table_is_the_generated_one() -> None:
     )
     for old, new in OLD.items():
         assert f"`{old}` -> `{new}`" in table
-    assert "`augself.hue` -> `augself.color_hue`" in table
+    assert "`hue` -> `color_hue` (`augself:` key)" in table
 
 
 def test_every_old_spelling_is_an_alias_and_every_name_is_prefixed() -> None:

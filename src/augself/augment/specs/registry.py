@@ -244,16 +244,16 @@ logs ``augself/<target>``, :class:`augself.train.module.PretrainModule` adds ``t
 def vocabulary() -> dict[str, dict[str, Any]]:
     """Per augmentation, the names that belong to it: ``config`` keys (under ``augment:`` / ``augment.views[i]``
     / ``essl.view``), ``record`` fields (of :class:`~augself.augment.params.ViewParams`), AugSelf ``targets`` (the
-    keys of ``augself: {...}``), their ``logs`` (``metrics.csv`` columns) and ``aliases`` (old spelling -> name,
-    view settings, and ``augself.<old>`` -> ``augself.<target>``; still read)."""
+    keys of ``augself: {...}``), their ``logs`` (``metrics.csv`` columns), ``aliases`` (old spelling -> name of a
+    view setting) and ``target_aliases`` (old ``augself:`` key -> target); old spellings are still read."""
     return {
         s.name: {
             "config": tuple(f.name for f in s.config),
             "record": tuple(f.name for f in s.record),
             "targets": tuple(t.name for t in s.targets),
             "logs": tuple(f"{LOG_PREFIX}{t.name}" for t in s.targets),
-            "aliases": {a: f.name for f in s.config for a in f.aliases}
-            | {f"augself.{a}": f"augself.{t.name}" for t in s.targets for a in t.aliases},
+            "aliases": {a: f.name for f in s.config for a in f.aliases},
+            "target_aliases": {a: t.name for t in s.targets for a in t.aliases},
         }
         for s in SPECS
     }
@@ -272,10 +272,11 @@ def vocabulary_markdown() -> str:
         "|---|---|---|---|---|---|",
     ]
     for name, v in vocabulary().items():
-        old = ", ".join(f"`{a}` -> `{n}`" for a, n in v["aliases"].items()) or "-"
+        old = [f"`{a}` -> `{n}`" for a, n in v["aliases"].items()]
+        old += [f"`{a}` -> `{n}` (`augself:` key)" for a, n in v["target_aliases"].items()]
         rows.append(
             f"| `{name}` | {code(v['config'])} | {code(v['record'])} | {code(v['targets'])} | {code(v['logs'])} "
-            f"| {old} |"
+            f"| {', '.join(old) or '-'} |"
         )
     return "\n".join(rows) + "\n"
 
