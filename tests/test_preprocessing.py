@@ -115,15 +115,34 @@ def test_draft_decode_is_opt_in_and_changes_pixels(folder: Path) -> None:
     assert build_dataset(str(folder), "all", size=S).decode == "exact"  # what evaluation builds
 
 
-def test_decode_config_option() -> None:
+def test_decode_config_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``data.decode`` is the one field; the old boolean ``data.reduced_decode`` is only read (files, overrides, the
+    config a checkpoint stores), never kept."""
+    import augself.config_aliases
+
     assert load_config(None, []).data.decode == "exact"
-    cfg = load_config(None, ["data.decode=draft"])
-    assert (cfg.data.decode, cfg.data.reduced_decode) == ("draft", True)
-    old = load_config(None, ["data.reduced_decode=true"])  # the earlier key keeps working
-    assert (old.data.decode, old.data.reduced_decode) == ("draft", True)
-    with pytest.raises(ConfigError) as e:
-        load_config(None, ["data.decode=fast"])
-    assert "\n" not in str(e.value) and "data.decode" in str(e.value) and "exact" in str(e.value)
+    assert load_config(None, ["data.decode=draft"]).data.decode == "draft"
+    monkeypatch.setattr(augself.config_aliases, "_warned", set())  # as in a fresh process
+    with pytest.warns(augself.config_aliases.ConfigAliasWarning, match="reduced_decode"):
+        old = load_config(None, ["data.reduced_decode=true"])  # the earlier key keeps working
+    assert old.data.decode == "draft" and not hasattr(old.data, "reduced_decode")
+    assert load_config(None, ["data.decode=draft", "data.reduced_decode=false"]).data.decode == "exact"  # later wins
+    stored = tmp_path / "config.yaml"  # what augself wrote before: both keys, in agreement
+    stored.write_text("data: {decode: draft, reduced_decode: true}\n")
+    assert load_config(stored, []).data.decode == "draft"
+    from augself.config import to_dict
+    from augself.train.checkpointing import check_resume_config
+
+    now = to_dict(load_config(None, []))
+    before = {**now, "data": {**now["data"], "reduced_decode": False}}  # a checkpoint of an earlier version
+    assert check_resume_config({"hyper_parameters": {"config": before}}, now, None, "last.ckpt") == []
+    before["data"].update(decode="draft", reduced_decode=True)  # ... of a draft run: a different run
+    with pytest.raises(ConfigError, match=r"data\.decode: 'draft' in the checkpoint"):
+        check_resume_config({"hyper_parameters": {"config": before}}, now, None, "last.ckpt")
+    for bad in ("data={decode: exact, reduced_decode: true}", "data.reduced_decode=maybe", "data.decode=fast"):
+        with pytest.raises(ConfigError) as e:
+            load_config(None, [bad])
+        assert "\n" not in str(e.value) and "decode" in str(e.value), str(e.value)
 
 
 # ---- CIFAR / STL-10: the same samples as torchvision.datasets (item 11) ----------------------------------------------

@@ -65,10 +65,8 @@ class DataConfig:
     pixel decoded) or ``draft``: JPEGs decoded at 1/2, 1/4 or 1/8 scale (libjpeg DCT scaling) where the result still
     covers the needed size (``full_image``: every view's box keeps its output size; ``centre_square``: the short side
     stays >= ``size``). Faster on large photos, different pixels (``docs/preprocessing.md``). Evaluation always
-    decodes exactly."""
-    reduced_decode: bool = False
-    """Deprecated spelling of ``decode: draft`` (``true`` turns a default ``decode: exact`` into ``draft``); validation
-    keeps it equal to ``decode == "draft"``."""
+    decodes exactly. The old boolean ``reduced_decode`` is still read (``true``: ``draft``;
+    :func:`augself.config_aliases.canonical_config`)."""
 
 
 @dataclass
@@ -333,9 +331,6 @@ def _validate(cfg: PretrainConfig) -> None:
     if not (cfg.essl.weight >= 0 and math.isfinite(cfg.essl.weight)):
         raise ConfigError(f"essl.weight must be a finite number >= 0, got {cfg.essl.weight}")
     check_values(cfg)  # finite numbers, ranges, method_args, views, trainer names (augself.config_checks)
-    if cfg.data.reduced_decode and cfg.data.decode == "exact":  # the old flag: true meant draft decoding
-        cfg.data.decode = "draft"
-    cfg.data.reduced_decode = cfg.data.decode == "draft"
     if cfg.essl.weight > 0:
         from augself.essl import rotation_view
 

@@ -4,9 +4,10 @@ Every view setting is named after its augmentation (``color_p``, ``sol_p``, ``ro
 ``docs/augmentations.md``). The older spellings (``jitter_p``, ``solarize_p``, ``rotate_p``, ``brightness``, ...
 and the ``augself: {hue: ...}`` key) are declared next to each field in its spec (``ConfigField.aliases``,
 ``Target.aliases``) and still read: :func:`canonical_config` renames them in a raw (parsed, not yet merged) config
-document wherever view settings appear (``augment``, each ``augment.views[i]``, ``essl.view``) and in ``augself``,
-printing one ``augself: warning:`` line per old spelling and process. A mapping that gives both spellings of one
-key is a one-line :class:`ConfigError`. :func:`augself.config.load_config` calls it on every file and override,
+document wherever view settings appear (``augment``, each ``augment.views[i]``, ``essl.view``) and in ``augself``
+(and reads the old boolean ``data.reduced_decode`` as ``data.decode``: ``true`` is ``draft``), printing one
+``augself: warning:`` line per old spelling and process. A mapping that gives both spellings of one key is a
+one-line :class:`ConfigError`. :func:`augself.config.load_config` calls it on every file and override,
 :func:`augself.train.checkpointing.check_resume_config` on the config stored in a checkpoint (silently).
 """
 
@@ -89,4 +90,33 @@ def canonical_config(raw: Any, where: str = "", *, warn: bool = True) -> Any:
         out["essl"] = {**essl, "view": _rename(essl["view"], views, "essl.view", where, warn)}
     if "augself" in out:
         out["augself"] = _rename(out["augself"], targets, "augself", where, warn)
+    if isinstance(out.get("data"), dict) and "reduced_decode" in out["data"]:
+        out["data"] = _reduced_decode(out["data"], where, warn)
+    return out
+
+
+def _reduced_decode(data: dict[Any, Any], where: str, warn: bool) -> dict[Any, Any]:
+    """``data.reduced_decode`` (the boolean that ``data.decode`` replaced) read as ``decode``: ``true`` is ``draft``,
+    ``false`` is ``exact``; a ``decode`` given next to it must agree (configs written by augself hold both)."""
+    out = dict(data)
+    flag = out.pop("reduced_decode")
+    if not isinstance(flag, bool):
+        raise ConfigError(
+            f"data.reduced_decode (the old form of data.decode) must be true or false, got {flag!r}{where}"
+        )
+    mode = "draft" if flag else "exact"
+    if "decode" in out and out["decode"] != mode:
+        raise ConfigError(
+            f"data: reduced_decode: {str(flag).lower()} (the old spelling of decode: {mode}) and decode: "
+            f"{out['decode']} given{where}; keep only decode"
+        )
+    out["decode"] = mode
+    if warn and "data.reduced_decode" not in _warned:
+        _warned.add("data.reduced_decode")
+        warnings.warn(
+            f"config key 'data.reduced_decode' is the old form of 'data.decode' and is read as decode: {mode}; "
+            "rename it (docs/preprocessing.md)",
+            ConfigAliasWarning,
+            stacklevel=2,
+        )
     return out

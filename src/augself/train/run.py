@@ -342,7 +342,7 @@ def _run(
         keep_rows = int(rows) if rows is not None else None
         del ckpt
     module = PretrainModule(cfg, num_classes, backbone=backbone, feature_dim=feature_dim)
-    dataset = use_crop_mode(dataset, d.crop, module.view_cfgs, d.reduced_decode, seed=cfg.seed)
+    dataset = use_crop_mode(dataset, d.crop, module.view_cfgs, d.decode, seed=cfg.seed)
     check_free_space(out, 2 * checkpoint_bytes(module))
 
     callbacks = list(callbacks or [])
