@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from augself.eval.backbone_loading import backbone_file, read_preprocessing
 from augself.models.backbone_info import (
     BackboneInfo,
     info_from_checkpoint,
@@ -40,7 +41,9 @@ from augself.models.backbone_info import (
     load_checkpoint_dict,
     read_backbone_info,
 )
-from augself.models.backbones import Backbone
+from augself.models.backbones import Backbone, backbone_from_checkpoint, build_backbone
+from augself.names import unknown_name_message
+from augself.optional import require
 
 __all__ = [
     "FORMATS",
@@ -61,8 +64,6 @@ _STEM_KWARGS = ("cifar_stem", "zero_init_residual", "in_channels", "init")
 def resolve_format(info: BackboneInfo, fmt: str = "auto") -> str:
     """The concrete format for ``info``'s architecture (``auto``: torchvision for ResNets, timm for ``timm:*``,
     augself for ``small_cnn``); ``ValueError`` (one line) when the architecture has no such stock model."""
-    from augself.names import unknown_name_message
-
     if fmt not in FORMATS:
         raise ValueError(unknown_name_message(fmt, FORMATS, "export format"))
     arch = info.architecture
@@ -101,8 +102,6 @@ def stock_model(info: BackboneInfo | Backbone, fmt: str = "auto") -> nn.Module:
     in_ch = int(kw.get("in_channels", 3))
     cifar = bool(kw.get("cifar_stem", False))
     if fmt == "augself":
-        from augself.models.backbones import build_backbone
-
         return build_backbone(info.architecture, **kw).net.eval()
     if fmt == "torchvision":
         import torchvision
@@ -112,8 +111,6 @@ def stock_model(info: BackboneInfo | Backbone, fmt: str = "auto") -> nn.Module:
         )
         net.fc = nn.Identity()
     else:
-        from augself.optional import require
-
         require("timm", f"export --format timm of a {info.architecture!r} backbone")
         import timm
 
@@ -201,8 +198,6 @@ def _stock_name(info: BackboneInfo, fmt: str) -> str:
 
 def _metadata(info: BackboneInfo, fmt: str, src: Path) -> dict[str, Any]:
     """The exported file's self-description: format, the model it loads into, the backbone's metadata."""
-    from augself.eval.backbone_loading import read_preprocessing
-
     pre: dict[str, Any] | None
     try:  # an older backbone.pt: the run's config.yaml next to it still knows the preprocessing
         p, _ = read_preprocessing(src, ckpt={"meta": {"size": info.size, "mean": info.mean, "std": info.std}})
@@ -238,10 +233,6 @@ def export_backbone(
     runs before anything is written; the file (and its sidecar) are written through a temporary file +
     ``os.replace``. User errors are ``ValueError`` / ``OSError`` with one-line messages.
     """
-    from augself.eval.backbone_loading import backbone_file
-    from augself.models.backbones import backbone_from_checkpoint
-    from augself.optional import require
-
     f = backbone_file(src).resolve()
     out = Path(out).expanduser()
     container = "safetensors" if out.suffix == ".safetensors" else "torch"

@@ -16,15 +16,13 @@ Every failure is one :class:`~augself.config_error.ConfigError` line (CLI: exit 
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from augself.config import PretrainConfig, validate
 from augself.config_checks import parse_devices
 from augself.config_error import ConfigError
 from augself.optional import require
 from augself.trainer_args import dry_run, lightning_message, lightning_silenced
-
-if TYPE_CHECKING:
-    from augself.config import PretrainConfig
 
 LOGGER_EXTRAS: dict[str, str] = {"tensorboard": "tensorboard", "wandb": "wandb"}
 """``trainer.loggers`` entry -> the optional extra (``pyproject.toml``) it needs; ``csv`` needs none."""
@@ -32,8 +30,6 @@ LOGGER_EXTRAS: dict[str, str] = {"tensorboard": "tensorboard", "wandb": "wandb"}
 
 def preflight(cfg: PretrainConfig) -> None:
     """Raise :class:`ConfigError` if ``cfg`` cannot run on this machine; creates nothing."""
-    from augself.config import validate
-
     validate(cfg)
     check_optional_packages(cfg)
     check_devices(cfg.trainer.accelerator, cfg.trainer.devices)

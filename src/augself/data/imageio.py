@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 
 from augself.data.errors import CorruptImageError
+from augself.names import check_name
 
 __all__ = [
     "DECODE_MODES",
@@ -147,8 +148,6 @@ def decode_mode(value: str | bool) -> str:
     ``draft`` / ``exact``. Anything else is a ``ValueError`` naming the valid modes."""
     if isinstance(value, bool):
         return "draft" if value else "exact"
-    from augself.names import check_name
-
     return check_name(value, DECODE_MODES, "decode mode")
 
 

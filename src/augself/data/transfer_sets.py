@@ -51,6 +51,7 @@ from augself.data.errors import DatasetError
 from augself.data.folder import FileListDataset, ImageFolderDataset, seeded_indices
 from augself.data.torchvision_sets import CIFAR_LAYOUT, STL10_LAYOUT, cifar, stl10
 from augself.data.walk import list_class_dirs
+from augself.names import unknown_name_message
 
 __all__ = ["SPLITS", "TRANSFER_SETS", "TransferSpec", "load_transfer"]
 
@@ -508,7 +509,5 @@ TRANSFER_SETS: dict[str, TransferSpec] = {
 def load_transfer(name: str, root: str | os.PathLike[str], split: str, size: int) -> Any:
     """Read transfer dataset ``name`` (a ``TRANSFER_SETS`` key) from ``root``."""
     if name not in TRANSFER_SETS:
-        from augself.names import unknown_name_message
-
         raise DatasetError(unknown_name_message(name, TRANSFER_SETS, "transfer dataset"))
     return TRANSFER_SETS[name].reader(str(root), split, size)

@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from augself.eval.device import default_device
+
 __all__ = ["batched_logreg", "batched_logreg_dual", "fewshot_eval", "sample_episodes"]
 
 
@@ -234,8 +236,6 @@ def fewshot_eval(
     """
     if solver not in ("newton", "liblinear"):
         raise ValueError(f"unknown few-shot solver {solver!r}; valid: newton, liblinear")
-    from augself.eval.device import default_device
-
     dev = default_device(device)
     feats = feats.float()
     labels = labels.view(-1).long()

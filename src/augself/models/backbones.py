@@ -28,8 +28,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from augself._version import __version__
 from augself.models.backbone_info import FORMAT, BackboneInfo, info_from_checkpoint, load_checkpoint_dict, plain
 from augself.names import unknown_name_message
+from augself.optional import require
 
 BACKBONES: tuple[str, ...] = ("resnet18", "resnet50", "small_cnn", "timm:<model_name>")
 #: ``build_backbone(init=...)``: "torchvision" (the network's own init) or "pytorch" (the AugSelf reference's
@@ -143,8 +145,6 @@ def reset_to_pytorch_default(net: nn.Module) -> None:
 
 
 def _timm(model_name: str, in_channels: int, **kw: Any) -> tuple[nn.Module, int]:
-    from augself.optional import require
-
     require("timm", f"backbone 'timm:{model_name}'")  # MissingPackageError (an ImportError) with an install hint
     import timm
 
@@ -202,8 +202,6 @@ def save_backbone(backbone: Backbone, path: str | os.PathLike, meta: dict[str, A
     """
     if not isinstance(backbone, Backbone):
         raise TypeError(f"save_backbone expects a Backbone (build_backbone), got {type(backbone).__name__}")
-    from augself import __version__
-
     record = plain({**backbone.meta, **(meta or {})})
     record.update(augself_version=__version__, torch_version=str(torch.__version__).split("+")[0])
     state = {k.replace("_orig_mod.", ""): v.detach().cpu() for k, v in backbone.state_dict().items()}

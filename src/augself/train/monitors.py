@@ -10,6 +10,9 @@ import lightning as L
 import torch
 from torch.utils.data import Dataset, Subset
 
+from augself.eval.features import extract_features
+from augself.eval.knn import weighted_knn_predict
+
 
 def _cap(dataset: Dataset, max_samples: int, seed: int) -> Dataset:
     n = len(dataset)  # type: ignore[arg-type]
@@ -47,9 +50,6 @@ class KNNMonitor(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.every <= 0 or (trainer.current_epoch + 1) % self.every:
             return
-        from augself.eval.features import extract_features
-        from augself.eval.knn import weighted_knn_predict
-
         view = pl_module.view_cfgs[0]  # type: ignore[attr-defined]
         backbone = pl_module.method.backbone  # type: ignore[attr-defined]
         was_training = backbone.training

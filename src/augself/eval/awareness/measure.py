@@ -21,6 +21,8 @@ from augself.augment.specs import awareness_table, check_augmentations, isolated
 from augself.augment.targets import TARGETS, relative_targets
 from augself.eval.awareness.probe import fit_probe, pairs, probe_target, r2, split_images
 from augself.eval.awareness.views import cosine, derangement, features, sample_isolated
+from augself.eval.device import default_device
+from augself.eval.features import check_finite
 from augself.names import unknown_name_message
 
 __all__ = ["awareness_report"]
@@ -60,9 +62,6 @@ def awareness_report(
     are NaN there and ``null`` in the written JSON). Non-finite features of the unaugmented images raise
     :class:`~augself.eval.features.NonFiniteFeaturesError` naming ``name``.
     """
-    from augself.eval.device import default_device
-    from augself.eval.features import check_finite
-
     table = awareness_table()
     names = check_augmentations(table.defaults if augmentations is None else augmentations)
     if not isinstance(images, Tensor) or images.ndim != 4:
