@@ -19,7 +19,10 @@ from typing import Any
 
 import torch
 
+from augself.eval.features import hash_state_dict
 from augself.eval.naming import slug
+from augself.models.backbone_info import load_checkpoint_dict
+from augself.models.backbones import backbone_from_checkpoint
 
 __all__ = [
     "DEFAULT_MEAN",
@@ -72,8 +75,6 @@ class LoadedBackbone:
     @property
     def hash(self) -> str:
         if self._hash is None:
-            from augself.eval.features import hash_state_dict
-
             self._hash = hash_state_dict(self.backbone)
         return self._hash
 
@@ -205,9 +206,6 @@ def load_for_eval(
     ``size`` / ``mean`` / ``std`` default to what ``backbone.pt`` records (else the run's ``config.yaml``); given
     values that differ from the recorded ones are used, with one ``UserWarning`` line naming the differences.
     """
-    from augself.models.backbone_info import load_checkpoint_dict
-    from augself.models.backbones import backbone_from_checkpoint
-
     f = backbone_file(path).resolve()
     ckpt = load_checkpoint_dict(f)  # ValueError (one line) for an unreadable file or not a backbone.pt
     pre, run_dir = read_preprocessing(f, ckpt=ckpt, size=size, mean=mean, std=std)

@@ -17,7 +17,13 @@ from typing import Any
 import torch
 from torch.utils.data import ConcatDataset
 
+from augself._version import __version__
+from augself.data.registry import dataset_info
+from augself.eval.device import default_device
 from augself.eval.eval_data import FeatureSource, require_classes
+from augself.eval.fewshot import fewshot_eval
+from augself.eval.knn import weighted_knn_predict
+from augself.eval.linear import accuracy_metrics, linear_eval, sgd_probe
 
 __all__ = [
     "PROTOCOLS",
@@ -94,8 +100,6 @@ def _record(
     t0: float,
     details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    import augself
-
     extra = {"skipped_corrupt": src.skipped_summary()} if src.data.skip_corrupt else {}
     return {
         "protocol": protocol,
@@ -109,7 +113,7 @@ def _record(
         "time_s": round(time.perf_counter() - t0, 3),
         "feature_time_s": round(src.extract_s, 3),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "augself_version": getattr(augself, "__version__", "unknown"),
+        "augself_version": __version__,
         **extra,
     }
 
@@ -118,9 +122,6 @@ def run_linear(src: FeatureSource, settings: Mapping[str, Any] | None = None) ->
     """The paper's linear evaluation (L-BFGS, wd search on val, refit on train ∪ val; reference §6.1), or the
     SGD probe with ``sgd: true``. Metrics in percent: ``top1``, ``class-avg``; ``metric`` names the one used
     for the wd selection (the dataset's convention unless set)."""
-    from augself.data.registry import dataset_info
-    from augself.eval.linear import linear_eval, sgd_probe
-
     t0 = time.perf_counter()
     s = protocol_settings("linear", settings)
     metric = s["metric"] or (dataset_info(src.data.spec)["metric"] if src.data.kind == "named" else "top1")
@@ -200,10 +201,6 @@ def run_linear(src: FeatureSource, settings: Mapping[str, Any] | None = None) ->
 def run_knn(src: FeatureSource, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Weighted cosine kNN (InstDisc; k = 200, T = 0.1): memory = train (+ the dataset's own val), queries =
     test. Metrics in percent: ``top1``, ``class-avg``."""
-    from augself.eval.device import default_device
-    from augself.eval.knn import weighted_knn_predict
-    from augself.eval.linear import accuracy_metrics
-
     t0 = time.perf_counter()
     s = protocol_settings("knn", settings)
     mem = ["train", "val"] if src.data.has_own_val() else ["train"]
@@ -234,8 +231,6 @@ def run_fewshot(src: FeatureSource, settings: Mapping[str, Any] | None = None) -
     The pool is the dataset's few-shot pool (:meth:`EvalData.fewshot_splits`) unless ``split`` is set.
     Metrics: ``{"<N>way<K>shot": {"mean", "ci95", "std", "episodes"}}``.
     """
-    from augself.eval.fewshot import fewshot_eval
-
     t0 = time.perf_counter()
     s = protocol_settings("fewshot", settings)
     if s["split"] is None or (s["split"] == "all" and src.data.presplit):

@@ -14,7 +14,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from augself.data.errors import CorruptImageError
+from augself.data.registry import build_dataset
 from augself.eval.awareness.measure import awareness_report
+from augself.eval.backbone_loading import load_for_eval
 from augself.eval.report import awareness_markdown, plot_awareness, write_json
 
 __all__ = ["load_images", "run_awareness"]
@@ -37,9 +40,6 @@ def load_images(
     ``skip_corrupt`` an undecodable image is left out (its path appended to ``skipped``) and the next one of the
     seeded order taken instead, so without corrupt files the images are the same as without the option.
     """
-    from augself.data.errors import CorruptImageError
-    from augself.data.registry import build_dataset
-
     kw: dict[str, Any] = {"n": int(n)} if data == "synthetic" else {}  # generate only what is used
     ds = build_dataset(data, split, size=int(size), root=root, seed=int(seed), **kw)
     total = len(ds)  # type: ignore[arg-type]
@@ -102,8 +102,6 @@ def run_awareness(
     replaced by the next ones of the seeded order and counted (``skipped_corrupt``). ``evaluation`` (what
     ``augself eval awareness`` identifies the report by) is stored as given.
     """
-    from augself.eval.backbone_loading import load_for_eval
-
     if not backbones:
         raise ValueError("give at least one backbone (a backbone.pt or a run directory)")
     if int(n) < 10:
