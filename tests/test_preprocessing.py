@@ -8,6 +8,7 @@ rounded by IEEE 754), so the tensors are compared for equality, not closeness.
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -19,12 +20,15 @@ import torchvision.transforms as T
 from PIL import Image
 
 from augself.augment.config import ViewConfig
+from augself.cli import main
 from augself.config import ConfigError, load_config
 from augself.data.folder import FileListDataset
 from augself.data.registry import build_dataset, use_crop_mode
 from augself.data.torchvision_sets import cifar, stl10
+from augself.eval.awareness import load_images
 from augself.eval.backbone_loading import LoadedBackbone, Preprocessing
 from augself.eval.eval_data import FeatureSource, resolve_data
+from augself.models import build_backbone, save_backbone
 
 S = 32
 MEAN, STD = (0.43, 0.42, 0.39), (0.27, 0.26, 0.27)  # the reference's STL-10 statistics (datasets.py)
@@ -83,6 +87,99 @@ def test_eval_features_equal_torchvision_preprocessing(folder: Path, interpolati
         want = _torchvision(path, mode)
         assert int(y[i]) == label
         assert torch.equal(x[i], want.flatten()), (Path(path).name, float((x[i] - want.flatten()).abs().max()))
+
+
+def test_default_interpolation_is_bicubic_and_keys_the_cache(folder: Path, tmp_path: Path) -> None:
+    """Evaluation resizes with bicubic unless told otherwise (the reference's ``Resize(S, BICUBIC)``); features cached
+    with one filter are never served for the other, and each result records its filter."""
+    lb = LoadedBackbone(folder / "none.pt", None, torch.nn.Flatten(), Preprocessing(S, MEAN, STD, "test"), "id")
+    assert lb.pre.interpolation == "bicubic"
+    cache = tmp_path / "cache"
+    sources = {
+        mode: FeatureSource(lb, resolve_data(folder), device="cpu", progress=False, cache=cache, interpolation=given)
+        for mode, given in (("bicubic", None), ("bilinear", "bilinear"))
+    }
+    feats = {mode: src.get("all")[0] for mode, src in sources.items()}  # bicubic first: it fills the cache
+    for mode, src in sources.items():
+        assert src.interpolation == mode
+        pre = src.preprocessing()
+        assert pre["interpolation"] == mode and mode in pre["resize"] and pre["size"] == S
+        for i, (path, _) in enumerate(src.dataset("all").samples):
+            assert torch.equal(feats[mode][i], _torchvision(path, T.InterpolationMode(mode)).flatten()), (mode, path)
+    assert not torch.equal(feats["bicubic"], feats["bilinear"])  # images that need resizing: the filters differ
+
+
+def _eval_run(run: Path) -> Path:
+    """A run directory: a random small CNN ``backbone.pt`` and the ``config.yaml`` naming its view size ``S``."""
+    torch.manual_seed(0)
+    save_backbone(build_backbone("small_cnn", widths=(8, 16)), run / "backbone.pt")
+    (run / "config.yaml").write_text(f"augment:\n  size: {S}\n  views: [{{}}, {{}}]\n")
+    return run
+
+
+def test_interpolation_option_of_every_eval_command(folder: Path, tmp_path: Path) -> None:
+    """``--interpolation`` of ``augself eval knn | linear | fewshot | awareness`` and ``transfer``, and the suite key
+    ``interpolation`` (per dataset, else top level; the flag overrides both): recorded with each result."""
+    run = _eval_run(tmp_path / "run")
+    common = ["--backbone", str(run), "--data", str(folder), "--no-progress"]
+    for flag, want in (([], "bicubic"), (["--interpolation", "bilinear"], "bilinear")):
+        out = tmp_path / f"knn-{want}.json"
+        assert main(["eval", "knn", *common, "--k", "3", "--out", str(out), *flag]) == 0
+        assert json.loads(out.read_text())["preprocessing"]["interpolation"] == want
+    aware = tmp_path / "aware"  # the awareness report reads >= 10 images of a test split
+    for split, n in (("train", 2), ("test", 10)):
+        for i in range(n):
+            (aware / split / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(_photo(40, 24, 100 + i)).save(aware / split / "ab"[i % 2] / f"{i}.png")
+    images = {m: load_images(str(aware), size=S, n=10, interpolation=m) for m in ("bicubic", "bilinear")}
+    assert torch.equal(load_images(str(aware), size=S, n=10), images["bicubic"])
+    assert not torch.equal(images["bicubic"], images["bilinear"])
+    out = tmp_path / "aware-out"
+    argv = ["eval", "awareness", "--backbone", str(run), "--data", str(aware), "--n", "10", "--no-progress"]
+    assert main([*argv, "--out", str(out), "--interpolation", "bilinear"]) == 0
+    assert json.loads((out / "awareness.json").read_text())["runs"][0]["preprocessing"]["interpolation"] == "bilinear"
+
+    suite = tmp_path / "suite.yaml"
+    own = {"name": "own", "data": str(folder), "protocols": ["knn"], "interpolation": "bicubic"}
+    top = {"name": "top", "data": str(folder), "protocols": ["knn"]}
+    suite.write_text(json.dumps({"interpolation": "bilinear", "defaults": {"knn": {"k": 3}}, "datasets": [own, top]}))
+    for flag, want in (([], ("bicubic", "bilinear")), (["--interpolation", "bicubic"], ("bicubic", "bicubic"))):
+        out = tmp_path / f"transfer{len(flag)}"
+        argv = ["transfer", "--suite", str(suite), "--runs", str(run), "--out", str(out), "--no-progress", *flag]
+        assert main(argv) == 0
+        results = json.loads((out / "results.json").read_text())["results"]
+        assert {r["dataset"]: r["preprocessing"]["interpolation"] for r in results} == dict(
+            zip(("own", "top"), want, strict=True)
+        )
+
+
+@pytest.mark.parametrize(
+    ("command", "suite_key"),
+    [
+        (["eval", "linear", "--interpolation", "bicubc"], None),
+        (["eval", "fewshot", "--interpolation", "nearest"], None),
+        (["eval", "awareness", "--interpolation", "lanczos"], None),
+        (["transfer", "--interpolation", "cubic"], None),
+        (["transfer"], "linear"),
+    ],
+)
+def test_bad_interpolation_is_one_line(
+    command: list[str], suite_key: str | None, folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad filter (flag or suite key): one line on stderr naming the valid ones, exit 2, nothing written."""
+    run = _eval_run(tmp_path / "run")
+    out = tmp_path / "out"
+    if command[0] == "transfer":
+        suite = tmp_path / "suite.yaml"
+        entry = {"data": str(folder), "protocols": ["knn"]}
+        suite.write_text(json.dumps({"datasets": [entry], **({"interpolation": suite_key} if suite_key else {})}))
+        argv = [*command, "--suite", str(suite), "--runs", str(run), "--out", str(out)]
+    else:
+        argv = [*command, "--backbone", str(run), "--data", str(folder), "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "interpolation" in err and "bicubic" in err, err
+    assert not out.exists()
 
 
 def test_source_crop_is_the_region_torchvision_keeps(folder: Path) -> None:

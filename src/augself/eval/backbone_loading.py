@@ -13,7 +13,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,11 @@ from augself.models.backbones import backbone_from_checkpoint
 __all__ = [
     "DEFAULT_MEAN",
     "DEFAULT_STD",
+    "EVAL_INTERPOLATION",
     "LoadedBackbone",
     "Preprocessing",
     "backbone_file",
+    "check_interpolation",
     "default_label",
     "default_out",
     "load_for_eval",
@@ -38,11 +40,24 @@ __all__ = [
 
 DEFAULT_MEAN: tuple[float, ...] = (0.5, 0.5, 0.5)  # augself's ViewConfig default normalisation
 DEFAULT_STD: tuple[float, ...] = (0.25, 0.25, 0.25)
+EVAL_INTERPOLATION = "bicubic"
+"""The evaluation resize filter: the reference's ``T.Resize(96 or 224, interpolation=BICUBIC)`` (AugSelf
+``datasets.py`` ``load_datasets`` and ``load_fewshot_datasets``; reference §6.1). ``bilinear`` (torchvision's
+default) is the option (``--interpolation``)."""
+
+
+def check_interpolation(value: object) -> str:
+    """``value`` if it is a resize filter of :data:`augself.data.imageio.INTERPOLATIONS`, else one-line ValueError."""
+    from augself.data.imageio import INTERPOLATIONS
+    from augself.names import check_name
+
+    return check_name(value, INTERPOLATIONS, "interpolation")
 
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Evaluation preprocessing: resize the short side to ``size``, centre crop, ``(x/255 - mean) / std``."""
+    """Evaluation preprocessing: resize the short side to ``size`` (``interpolation``), centre crop,
+    ``(x/255 - mean) / std``."""
 
     size: int
     mean: tuple[float, ...]
@@ -50,6 +65,7 @@ class Preprocessing:
     source: str  # where it came from (checkpoint metadata / config.yaml / command line / default)
     overrides: tuple[str, ...] = field(default=(), compare=False)
     """Given values that differ from the recorded pretraining ones, e.g. ``("size 64 (recorded: 32)",)``."""
+    interpolation: str = EVAL_INTERPOLATION
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,7 +73,8 @@ class Preprocessing:
             "mean": list(self.mean),
             "std": list(self.std),
             "source": self.source,
-            "resize": "short side to size (bilinear, antialiased), centre crop",
+            "interpolation": self.interpolation,
+            "resize": f"short side to size (PIL {self.interpolation}, antialiased), centre crop",
         }
 
 
@@ -200,15 +217,19 @@ def load_for_eval(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     label: str | None = None,
+    interpolation: str = EVAL_INTERPOLATION,
 ) -> LoadedBackbone:
     """Load a backbone file or run directory together with its pretraining preprocessing (backbone in eval mode).
 
     ``size`` / ``mean`` / ``std`` default to what ``backbone.pt`` records (else the run's ``config.yaml``); given
     values that differ from the recorded ones are used, with one ``UserWarning`` line naming the differences.
+    ``interpolation``: the resize filter (default :data:`EVAL_INTERPOLATION`, the reference's bicubic).
     """
+    interpolation = check_interpolation(interpolation)
     f = backbone_file(path).resolve()
     ckpt = load_checkpoint_dict(f)  # ValueError (one line) for an unreadable file or not a backbone.pt
     pre, run_dir = read_preprocessing(f, ckpt=ckpt, size=size, mean=mean, std=std)
+    pre = replace(pre, interpolation=interpolation)
     if pre.overrides:
         warnings.warn(
             f"{f}: evaluating with {', '.join(pre.overrides)}, not the pretraining preprocessing recorded in the "

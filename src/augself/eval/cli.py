@@ -23,6 +23,18 @@ def _skip_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-corrupt", action="store_true", help=SKIP_HELP)
 
 
+def _interpolation_opt(p: argparse.ArgumentParser, default: str | None) -> None:
+    # no argparse ``choices``: a bad value is then one line (house rule), from check_interpolation
+    p.add_argument(
+        "--interpolation",
+        default=default,
+        metavar="{bicubic,bilinear}",
+        help="resize filter of Resize(size) + CenterCrop(size): bicubic (default, the reference's evaluation: "
+        "AugSelf datasets.py load_datasets) or bilinear (torchvision's default)"
+        + ("" if default else "; overrides the suite's 'interpolation'"),
+    )
+
+
 def _common(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     if many:
         p.add_argument(
@@ -60,6 +72,7 @@ def _common(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     p.add_argument("--out", default=None, help="output path (default under <run>/eval/)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
     _skip_opt(p)
+    _interpolation_opt(p, "bicubic")
 
 
 def _normalisation_opts(p: argparse.ArgumentParser) -> None:
@@ -181,6 +194,7 @@ def add_eval_commands(sub: Any) -> None:
     )
     tr.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
     _skip_opt(tr)
+    _interpolation_opt(tr, None)
     tr.set_defaults(func=_transfer)
 
 
@@ -225,11 +239,12 @@ def _protocol_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _eval_protocol(args: argparse.Namespace) -> None:
-    from augself.eval.backbone_loading import default_out, load_for_eval
+    from augself.eval.backbone_loading import check_interpolation, default_out, load_for_eval
     from augself.eval.eval_data import FeatureSource, resolve_data
     from augself.eval.protocols import protocol_settings, run_protocol
     from augself.eval.report import check_replaceable, summary_line, write_json
 
+    interpolation = check_interpolation(args.interpolation)
     device = _device(args.device)
     if args.size is not None and args.size < 1:
         raise ValueError(f"--size must be positive, got {args.size}")
@@ -237,7 +252,7 @@ def _eval_protocol(args: argparse.Namespace) -> None:
 
     protocol_settings(args.protocol, settings)
     data = resolve_data(args.data, root=args.root, seed=args.seed, skip_corrupt=args.skip_corrupt)
-    lb = load_for_eval(args.backbone, size=args.size, mean=args.mean, std=args.std)
+    lb = load_for_eval(args.backbone, size=args.size, mean=args.mean, std=args.std, interpolation=interpolation)
     out = Path(args.out) if args.out else default_out(lb, args.protocol, data.file_stem())
     evaluation = {"protocol": args.protocol, "backbones": [str(lb.path)], "data": data.identity()}
     check_replaceable(out, evaluation)  # before any work
@@ -257,10 +272,11 @@ def _eval_protocol(args: argparse.Namespace) -> None:
 
 
 def _eval_awareness(args: argparse.Namespace) -> None:
-    from augself.eval.backbone_loading import backbone_file
+    from augself.eval.backbone_loading import backbone_file, check_interpolation
     from augself.eval.eval_data import resolve_data
     from augself.eval.report import check_replaceable
 
+    interpolation = check_interpolation(args.interpolation)
     device = _device(args.device)
     backbones = [str(backbone_file(b).resolve()) for b in args.backbone]  # a missing backbone: clear error, no work
     data = resolve_data(args.data, root=args.root, skip_corrupt=args.skip_corrupt)  # ... and a missing folder
@@ -288,6 +304,7 @@ def _eval_awareness(args: argparse.Namespace) -> None:
         seed=args.seed,
         device=device or "auto",
         progress=args.progress,
+        interpolation=interpolation,
         **kw,
     )
     files = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
@@ -317,6 +334,7 @@ def _transfer(args: argparse.Namespace) -> None:
         progress=args.progress,
         resume=not args.recompute,
         skip_corrupt=args.skip_corrupt,
+        interpolation=args.interpolation,
     )
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
     print((out / "results.md").read_text().split("\n\n", 3)[-1].rstrip())

@@ -30,6 +30,7 @@ __all__ = [
     "FeatureSource",
     "require_classes",
     "resolve_data",
+    "set_interpolation",
 ]
 
 FOLDER_PATH_LAYOUT = """  <path>/{train,test}/<class>/<image>   (val carved from train unless <path>/val exists)
@@ -161,8 +162,10 @@ class FeatureSource:
 
     Each image is what torchvision's ``Compose([Resize(size, interpolation), CenterCrop(size), ToTensor(),
     Normalize(mean, std)])`` gives on the fully decoded PIL image (exact decode; ``/255`` and the normalisation run
-    on the batch in :func:`~augself.eval.features.extract_features`). ``interpolation``: ``bilinear`` (default,
-    torchvision's) or ``bicubic`` (the reference's evaluation, AugSelf ``datasets.py`` ``load_datasets``).
+    on the batch in :func:`~augself.eval.features.extract_features`). ``interpolation``: ``bicubic`` (the
+    reference's evaluation, AugSelf ``datasets.py`` ``load_datasets``) or ``bilinear`` (torchvision's default);
+    ``None``: the backbone's (``lb.pre.interpolation``, :func:`~augself.eval.backbone_loading.load_for_eval`,
+    default bicubic). It is part of the feature-cache key and of :meth:`preprocessing`.
     """
 
     def __init__(
@@ -176,13 +179,12 @@ class FeatureSource:
         batch_size: int = 256,
         num_workers: int = 0,
         progress: bool = True,
-        interpolation: str = "bilinear",
+        interpolation: str | None = None,
     ) -> None:
-        from augself.data.imageio import INTERPOLATIONS
+        from augself.eval.backbone_loading import check_interpolation
         from augself.eval.features import FeatureCache
-        from augself.names import check_name
 
-        self.interpolation = check_name(interpolation, INTERPOLATIONS, "interpolation")
+        self.interpolation = check_interpolation(lb.pre.interpolation if interpolation is None else interpolation)
 
         self.lb, self.data = lb, data
         self.size = int(size or lb.pre.size)
@@ -195,6 +197,12 @@ class FeatureSource:
         #: per split, the files ``skip_corrupt`` left out
         self.skipped: dict[str, list[str]] = {}
         self.extract_s = 0.0
+
+    def preprocessing(self) -> dict[str, Any]:
+        """What a result records: the backbone's preprocessing at this source's size and resize filter."""
+        from dataclasses import replace
+
+        return {**replace(self.lb.pre, interpolation=self.interpolation).to_dict(), "size": self.size}
 
     def _first_split(self) -> str:
         return "train" if self.data.presplit else "all"
@@ -226,7 +234,7 @@ class FeatureSource:
                     )
         target = str(d.path) if d.path is not None else d.spec
         ds = build_dataset(target, split, size=self.size, root=d.root, seed=d.seed, **kw)
-        _set_interpolation(ds, self.interpolation)
+        set_interpolation(ds, self.interpolation)
         return ds
 
     def dataset(self, split: str) -> Dataset:
@@ -329,14 +337,16 @@ class FeatureSource:
         return None
 
 
-def _set_interpolation(ds: Dataset, interpolation: str) -> None:
-    """Set the resize filter of every reader inside ``ds`` (through ``ConcatDataset`` / ``Subset`` wrappers)."""
+def set_interpolation(ds: Dataset, interpolation: str) -> Dataset:
+    """Set the resize filter of every reader inside ``ds`` (through ``ConcatDataset`` / ``Subset`` wrappers); readers
+    of generated images (``synthetic``, made at the size asked for) have none. Returns ``ds``."""
     for inner in getattr(ds, "datasets", ()):
-        _set_interpolation(inner, interpolation)
+        set_interpolation(inner, interpolation)
     if hasattr(ds, "dataset"):
-        _set_interpolation(ds.dataset, interpolation)  # type: ignore[attr-defined]
+        set_interpolation(ds.dataset, interpolation)  # type: ignore[attr-defined]
     if hasattr(ds, "interpolation"):
         ds.interpolation = interpolation  # type: ignore[attr-defined]
+    return ds
 
 
 def require_classes(labels: Tensor, what: str, protocol: str) -> int:

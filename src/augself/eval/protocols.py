@@ -108,7 +108,7 @@ def _record(
         "metrics": metrics,
         "settings": settings,
         "backbone": src.lb.info(),
-        "preprocessing": {**src.lb.pre.to_dict(), "size": src.size},
+        "preprocessing": src.preprocessing(),
         "details": details or {},
         "time_s": round(time.perf_counter() - t0, 3),
         "feature_time_s": round(src.extract_s, 3),

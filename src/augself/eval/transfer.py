@@ -12,6 +12,8 @@ Suite format (relative paths resolve against the suite file's folder)::
         root: null                 # root of a named dataset (optional)
         protocols: [linear, fewshot]          # or {linear: {wd_grid_size: 45}, fewshot: {shots: [1, 5]}}
         skip_corrupt: false        # per dataset, or once at the top level for all (``--skip-corrupt``: all)
+        interpolation: bicubic     # resize filter, per dataset or once at the top level (``--interpolation``
+                                   # overrides both): bicubic (default, the reference's evaluation) or bilinear
 
 ``data`` and ``root`` may name an environment variable as OmegaConf does in the pretraining configs:
 ``${oc.env:VAR}`` or ``${oc.env:VAR,default}`` (the default is used when ``VAR`` is unset or empty; a value from
@@ -35,15 +37,31 @@ from typing import Any
 import torch
 
 from augself.data.errors import DatasetError
-from augself.eval.backbone_loading import backbone_file, default_label, load_for_eval
+from augself.eval.backbone_loading import (
+    EVAL_INTERPOLATION,
+    backbone_file,
+    check_interpolation,
+    default_label,
+    load_for_eval,
+)
 from augself.eval.eval_data import EvalData, FeatureSource, resolve_data
 from augself.eval.protocols import PROTOCOLS, protocol_settings, run_protocol
 from augself.eval.report import bar_chart, headlines, markdown_table, strict_json, summary_line, write_json
 
 __all__ = ["check_named_datasets", "load_suite", "run_transfer"]
 
-SUITE_KEYS = {"name", "defaults", "datasets", "size", "batch_size", "skip_corrupt"}
-ENTRY_KEYS = {"name", "data", "root", "protocols", "seed", "size", "skip_corrupt"}
+SUITE_KEYS = {"name", "defaults", "datasets", "size", "batch_size", "skip_corrupt", "interpolation"}
+ENTRY_KEYS = {"name", "data", "root", "protocols", "seed", "size", "skip_corrupt", "interpolation"}
+
+
+def _interpolation(value: Any, where: str) -> str | None:
+    """A suite's ``interpolation`` (``None``: not given), checked now so that a typo fails before any work."""
+    if value is None:
+        return None
+    try:
+        return check_interpolation(value)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
 
 
 def _flag(value: Any, where: str) -> bool:
@@ -188,6 +206,7 @@ def _parse_suite(suite: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str,
     names: set[str] = set()
     missing_roots: dict[_EnvRoot, list[str]] = {}
     skip_all = _flag(raw.get("skip_corrupt", False), "transfer suite")
+    interpolation = _interpolation(raw.get("interpolation"), "transfer suite")
     for i, e in enumerate(entries):
         where = f"transfer suite datasets[{i}]"
         if isinstance(e, str):
@@ -224,7 +243,15 @@ def _parse_suite(suite: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str,
         if data.name in names:
             raise ValueError(f"{where}: duplicate dataset name {data.name!r} (set 'name')")
         names.add(data.name)
-        datasets.append({"name": data.name, "data": data, "protocols": protos, "size": e.get("size")})
+        datasets.append(
+            {
+                "name": data.name,
+                "data": data,
+                "protocols": protos,
+                "size": e.get("size"),
+                "interpolation": _interpolation(e.get("interpolation"), where),
+            }
+        )
     for env_root, missing in missing_roots.items():
         problems.append((f"${env_root.var}", _missing_root_error(env_root, missing)))
     return {
@@ -232,6 +259,7 @@ def _parse_suite(suite: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str,
         "base": str(base),
         "datasets": datasets,
         "size": raw.get("size"),
+        "interpolation": interpolation,
         "batch_size": int(raw.get("batch_size", 256)),
         "problems": problems,
     }
@@ -286,6 +314,7 @@ def run_transfer(
     resume: bool = True,
     log: Any = print,
     skip_corrupt: bool = False,
+    interpolation: str | None = None,
 ) -> dict[str, Any]:
     """Run a transfer suite over ``runs`` (run directories or backbone files) and write ``out/results.json``,
     ``out/results.md`` and ``out/results.png``.
@@ -299,11 +328,14 @@ def run_transfer(
     ``cache=True`` keeps features under ``out/features`` (a path: there; ``False``/``None``: no disk cache).
     ``size`` overrides every backbone's evaluation resolution (else the suite's / the pretraining one), and
     ``mean``/``std`` its normalisation; a bare ``backbone.pt`` without recorded preprocessing needs ``size``.
+    ``interpolation`` (the resize filter) overrides the suite's (per dataset, else top level; default bicubic).
     Returns the ``results.json`` content.
     """
     t_start = time.perf_counter()
     if not runs:
         raise ValueError("transfer: give at least one run (run directory or backbone.pt)")
+    if interpolation is not None:
+        interpolation = check_interpolation(interpolation)
     spec = _parse_suite(suite)
     files = [backbone_file(r) for r in runs]  # fail fast on a missing run
     check_named_datasets(spec)  # ... and on every missing dataset together, before hours of evaluation
@@ -320,7 +352,8 @@ def run_transfer(
     run_info: list[dict[str, Any]] = []
     run_labels = _unique_labels([default_label(f) for f in files] if labels is None else [str(x) for x in labels])
     for i, f in enumerate(files):
-        lb = load_for_eval(f, size=size, mean=mean, std=std, label=run_labels[i])
+        run_interp = interpolation or spec["interpolation"] or EVAL_INTERPOLATION
+        lb = load_for_eval(f, size=size, mean=mean, std=std, label=run_labels[i], interpolation=run_interp)
         run_info.append({**lb.info(), "preprocessing": lb.pre.to_dict()})
         for ds in spec["datasets"]:
             eff_size = size or ds["size"] or spec["size"]
@@ -333,6 +366,7 @@ def run_transfer(
                 batch_size=bs,
                 num_workers=num_workers,
                 progress=progress,
+                interpolation=interpolation or ds["interpolation"] or run_interp,
             )
             for proto, settings in ds["protocols"].items():
                 rec, note = _evaluate_or_reuse(src, proto, settings, out_dir / "records", resume)
@@ -346,8 +380,15 @@ def run_transfer(
         "suite": {
             "name": spec["name"],
             "base": spec["base"],
+            "interpolation": interpolation or spec["interpolation"] or EVAL_INTERPOLATION,
             "datasets": [
-                {"name": d["name"], "data": d["data"].info(), "protocols": d["protocols"], "size": d["size"]}
+                {
+                    "name": d["name"],
+                    "data": d["data"].info(),
+                    "protocols": d["protocols"],
+                    "size": d["size"],
+                    "interpolation": d["interpolation"],
+                }
                 for d in spec["datasets"]
             ],
         },
@@ -385,7 +426,7 @@ def _evaluate_or_reuse(
             "data": src.data.info(),
             "protocol": proto,
             "settings": protocol_settings(proto, settings),
-            "preprocessing": {**src.lb.pre.to_dict(), "size": src.size},
+            "preprocessing": src.preprocessing(),
         }
     )
     rec = _load_saved(saved, key) if resume else None

@@ -17,7 +17,8 @@ from torch import Tensor
 from augself.data.errors import CorruptImageError
 from augself.data.registry import build_dataset
 from augself.eval.awareness.measure import awareness_report
-from augself.eval.backbone_loading import load_for_eval
+from augself.eval.backbone_loading import EVAL_INTERPOLATION, load_for_eval
+from augself.eval.eval_data import set_interpolation
 from augself.eval.report import awareness_markdown, plot_awareness, write_json
 
 __all__ = ["load_images", "run_awareness"]
@@ -33,15 +34,17 @@ def load_images(
     root: str | None = None,
     skip_corrupt: bool = False,
     skipped: list[str] | None = None,
+    interpolation: str = EVAL_INTERPOLATION,
 ) -> Tensor:
     """``n`` seeded images (uint8 (n, C, size, size)) of ``split`` of a dataset (name or image-folder path).
 
     Uses :func:`augself.data.build_dataset`; all images when the split has fewer than ``n``. With
     ``skip_corrupt`` an undecodable image is left out (its path appended to ``skipped``) and the next one of the
     seeded order taken instead, so without corrupt files the images are the same as without the option.
+    ``interpolation``: the resize filter of image files (as the evaluation's; generated images are made at ``size``).
     """
     kw: dict[str, Any] = {"n": int(n)} if data == "synthetic" else {}  # generate only what is used
-    ds = build_dataset(data, split, size=int(size), root=root, seed=int(seed), **kw)
+    ds = set_interpolation(build_dataset(data, split, size=int(size), root=root, seed=int(seed), **kw), interpolation)
     total = len(ds)  # type: ignore[arg-type]
     if total == 0:
         raise ValueError(f"dataset {data!r} split {split!r} is empty")
@@ -90,6 +93,7 @@ def run_awareness(
     root: str | None = None,
     skip_corrupt: bool = False,
     evaluation: Mapping[str, Any] | None = None,
+    interpolation: str = EVAL_INTERPOLATION,
     **report_kw: Any,
 ) -> dict[str, Any]:
     """Awareness reports of several backbones on the same images, written side by side.
@@ -99,7 +103,8 @@ def run_awareness(
     (``size`` overrides the resolution). ``n`` seeded images of ``data``'s ``split`` are used. Writes
     ``out/awareness.json`` (strict JSON: undefined values are ``null``), ``out/awareness.md`` (table, runs side
     by side) and ``out/awareness.png``; returns the JSON content. ``skip_corrupt``: undecodable images are
-    replaced by the next ones of the seeded order and counted (``skipped_corrupt``). ``evaluation`` (what
+    replaced by the next ones of the seeded order and counted (``skipped_corrupt``). ``interpolation``: the resize
+    filter (default bicubic, as ``augself eval``), recorded in each run's ``preprocessing``. ``evaluation`` (what
     ``augself eval awareness`` identifies the report by) is stored as given.
     """
     if not backbones:
@@ -108,7 +113,7 @@ def run_awareness(
         raise ValueError(f"the awareness report needs n >= 10 images, got {n}")
     out = Path(out)
     dev = None if device in (None, "auto") else device
-    loaded = [load_for_eval(b, size=size) for b in backbones]  # fail fast on a bad path before any work
+    loaded = [load_for_eval(b, size=size, interpolation=interpolation) for b in backbones]  # fail fast: bad paths
     images_by_size: dict[int, Tensor] = {}
     skipped: list[str] = []
     runs: list[dict[str, Any]] = []
@@ -118,7 +123,15 @@ def run_awareness(
         s = int(size if size is not None else prep["size"])
         if s not in images_by_size:
             images_by_size[s] = load_images(
-                data, size=s, n=n, seed=seed, split=split, root=root, skip_corrupt=skip_corrupt, skipped=skipped
+                data,
+                size=s,
+                n=n,
+                seed=seed,
+                split=split,
+                root=root,
+                skip_corrupt=skip_corrupt,
+                skipped=skipped,
+                interpolation=interpolation,
             )
         rep = awareness_report(
             net,
