@@ -51,7 +51,8 @@ class AugSelf(nn.Module):
         cfg1: ViewConfig | None = None,
         cfg2: ViewConfig | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Total weighted AugSelf loss and the per-augmentation losses (for logging).
+        """Total weighted AugSelf loss and the per-target losses for logging, keyed ``augself/<target>`` (the
+        ``metrics.csv`` column ``train/augself/<target>``; the names: ``docs/augmentations.md``).
 
         Targets use each record's own ``cfg``; ``cfg1`` / ``cfg2`` are only needed for records without one."""
         pairs = torch.cat([torch.cat([y1, y2], 1), torch.cat([y2, y1], 1)])  # both orders: (2B, 2d)
