@@ -17,13 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from augself.augment.config import ViewConfig
+from augself.augment.config import AugmentConfig, ViewConfig
+
+if TYPE_CHECKING:
+    from augself.config import PretrainConfig
 
 
 class ESSLSettings(Protocol):
@@ -62,6 +65,17 @@ def rotation_view(base: ViewConfig, essl: ESSLSettings) -> ViewConfig:
         raise ValueError(f"essl.size must be a positive integer, got {essl.size}")
     size = essl.size or max(8, base.size // 2)
     return base.with_(**{"size": size, "rot_p": 0.0, **over})
+
+
+def views_with_essl(cfg: PretrainConfig) -> tuple[AugmentConfig, int]:
+    """The views a pretraining run of ``cfg`` draws and how many of them the method sees: ``augment``'s views (shared
+    settings merged with each ``augment.views[i]``), then E-SSL's rotation view (:func:`rotation_view`) when
+    ``essl.weight > 0``. :class:`augself.train.module.PretrainModule` and ``augself preview --config`` use it."""
+    aug = cfg.augment.build()
+    n_method_views = len(aug.views)
+    if cfg.essl.weight > 0:
+        aug.views.append(rotation_view(aug.views[0], cfg.essl))
+    return aug, n_method_views
 
 
 def rotation_head(feat_dim: int, hidden_dim: int = 2048, bottleneck_dim: int = 0) -> nn.Sequential:

@@ -163,17 +163,13 @@ def default_preview_augment(size: int = DEFAULT_PREVIEW_SIZE) -> AugmentConfig:
 def config_views(cfg: PretrainConfig) -> tuple[AugmentConfig, list[str]]:
     """The views a pretraining run of ``cfg`` draws, with their column titles: ``augment`` (shared settings merged
     with each ``augment.views[i]``), then E-SSL's rotation view when ``essl.weight > 0`` (as
-    :class:`augself.train.module.PretrainModule` builds them; :func:`augself.essl.rotation_view`)."""
-    from augself.essl import rotation_view
+    :class:`augself.train.module.PretrainModule` builds them: :func:`augself.essl.views_with_essl`)."""
+    from augself.essl import views_with_essl
 
-    aug = cfg.augment.build()
-    titles = [f"view {k + 1}" for k in range(len(aug.views))]
-    if len(aug.views) < 2:
-        raise ValueError(f"preview shows view pairs; the config has {len(aug.views)} view (augment.views)")
-    if cfg.essl.weight > 0:
-        aug.views.append(rotation_view(aug.views[0], cfg.essl))
-        titles.append("E-SSL rotation view (x4 turns)")
-    return aug, titles
+    aug, n = views_with_essl(cfg)
+    if n < 2:
+        raise ValueError(f"preview shows view pairs; the config has {n} view (augment.views)")
+    return aug, [f"view {k + 1}" for k in range(n)] + ["E-SSL rotation view (x4 turns)"] * (len(aug.views) - n)
 
 
 def _shown_targets(views: Sequence[ViewConfig]) -> list[str]:

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from augself.augment.pipeline import Augmenter
 from augself.augself_head import AugSelf
 from augself.config import ConfigError, PretrainConfig, to_dict
-from augself.essl import RotationPrediction, rotation_view
+from augself.essl import RotationPrediction, views_with_essl
 from augself.methods import build_method
 from augself.methods.momentum import ema_update, momentum_at
 from augself.models.backbones import build_backbone
@@ -45,10 +45,7 @@ class PretrainModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters({"config": to_dict(cfg), "num_classes": num_classes})
         self.cfg = cfg
-        aug_cfg = cfg.augment.build()
-        self.n_method_views = len(aug_cfg.views)
-        if cfg.essl.weight > 0:
-            aug_cfg.views.append(rotation_view(aug_cfg.views[0], cfg.essl))
+        aug_cfg, self.n_method_views = views_with_essl(cfg)  # the method's views, then E-SSL's rotation view
         self.view_cfgs = aug_cfg.views
         self.augmenter = Augmenter(aug_cfg)
         if backbone is not None:
