@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from augself.augment.config import AugmentConfig, ViewConfig
+from augself.augment.targets import TARGETS
 from augself.config_aliases import canonical_config
 from augself.config_checks import (
     check_shapes,
@@ -30,6 +31,13 @@ from augself.config_checks import (
 )
 from augself.config_error import ConfigError
 from augself.config_yaml import load_yaml_file, parse_override
+from augself.data.folder import CROP_MODES
+from augself.essl import rotation_view
+from augself.methods import METHODS
+from augself.models.backbones import BACKBONES, INITS
+from augself.names import check_name
+from augself.train.optim import INTERVALS
+from augself.train.scaling import BATCH_SCOPES
 from augself.trainer_args import flatten_trainer, move_trainer_args
 
 __all__ = ["ConfigError", "PretrainConfig", "load_config", "validate"]
@@ -315,11 +323,6 @@ def validate(cfg: PretrainConfig) -> None:
 
 
 def _validate(cfg: PretrainConfig) -> None:
-    from augself.augment.targets import TARGETS
-    from augself.methods import METHODS
-    from augself.models.backbones import BACKBONES
-    from augself.names import check_name
-
     check_name(cfg.method, METHODS, "method")
     coerce_tuples(cfg)
     if not cfg.model.backbone.startswith("timm:"):
@@ -332,14 +335,7 @@ def _validate(cfg: PretrainConfig) -> None:
         raise ConfigError(f"essl.weight must be a finite number >= 0, got {cfg.essl.weight}")
     check_values(cfg)  # finite numbers, ranges, method_args, views, trainer names (augself.config_checks)
     if cfg.essl.weight > 0:
-        from augself.essl import rotation_view
-
         rotation_view(cfg.augment.build().views[0], cfg.essl)
-    from augself.data.folder import CROP_MODES
-    from augself.models.backbones import INITS
-    from augself.train.optim import INTERVALS
-    from augself.train.scaling import BATCH_SCOPES
-
     for key, value, valid in (
         ("data.crop", cfg.data.crop, CROP_MODES),
         ("optim.lr_interval", cfg.optim.lr_interval, INTERVALS),

@@ -24,8 +24,12 @@ import typing
 from collections.abc import Iterator
 from typing import Any, Literal
 
+from augself.config_aliases import view_aliases
 from augself.config_error import ConfigError
+from augself.data.imageio import DECODE_MODES
+from augself.methods import METHODS
 from augself.names import check_name
+from augself.trainer_args import check_lightning_args
 
 LOGGERS: tuple[str, ...] = ("csv", "tensorboard", "wandb")
 ACCELERATORS: tuple[str, ...] = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
@@ -67,8 +71,6 @@ def did_you_mean(name: str, valid: list[str], prefix: str = "") -> str:
     """`` Did you mean 'prefix+closest'?`` for the closest valid name, or ``""`` (the key messages' hint).
 
     Old spellings of valid names count as their current name (``jiter_p`` -> ``color_p``, via ``jitter_p``)."""
-    from augself.config_aliases import view_aliases
-
     old = {a: n for a, n in view_aliases().items() if n in valid}
     close = difflib.get_close_matches(name, [*valid, *old], n=1)
     return f" Did you mean {prefix + old.get(close[0], close[0])!r}?" if close else ""
@@ -254,8 +256,6 @@ def check_values(cfg: Any) -> None:
     _at_least("data.n", d.n, 1)
     _at_least("data.num_workers", d.num_workers, 0)
     _at_least("data.cache_mb", d.cache_mb, 0)
-    from augself.data.imageio import DECODE_MODES
-
     check_name(d.decode, DECODE_MODES, "data.decode mode")
     if cfg.essl.size is not None:
         _at_least("essl.size", cfg.essl.size, 1)
@@ -281,8 +281,7 @@ def check_values(cfg: Any) -> None:
     check_name(t.accelerator, ACCELERATORS, "trainer.accelerator")
     parse_devices(t.devices)
     check_strategy_and_precision(t.strategy, t.precision)
-    from augself.trainer_args import check_lightning_args  # trainer.<any other lightning.Trainer argument>
-
+    # trainer.<any other lightning.Trainer argument>
     check_lightning_args(t.lightning_args, [f.name for f in dataclasses.fields(t)])
     m = cfg.monitor
     _at_least("monitor.every_n_epochs", m.every_n_epochs, 0)
@@ -296,8 +295,6 @@ def check_values(cfg: Any) -> None:
         for key, value in _leaves(view, f"augment.views[{i}]"):
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{key} must be a finite number, got {value}")
-    from augself.methods import METHODS
-
     need = METHODS[cfg.method].views_needed  # the views its loss uses (augself.methods.contract.Method)
     if len(views) < need:
         raise ConfigError(
@@ -365,16 +362,12 @@ _NON_NEGATIVE_INTS = ("freeze_prototypes_iters", "sinkhorn_iters")
 def method_parameters(method: str) -> dict[str, inspect.Parameter]:
     """The keyword arguments ``method_args`` may set: the method class's ``__init__`` parameters, except the
     backbone and ``num_classes`` (the trainer passes those)."""
-    from augself.methods import METHODS
-
     params = inspect.signature(METHODS[method].__init__).parameters
     return {n: p for n, p in params.items() if n not in ("self", "backbone", "num_classes")}
 
 
 def check_method_args(method: str, args: dict[str, Any]) -> None:
     """Every ``method_args`` key is a keyword of the method class, with a value of its annotated type."""
-    from augself.methods import METHODS
-
     check_name(method, METHODS, "method")
     params = method_parameters(method)
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):

@@ -6,11 +6,15 @@ import difflib
 from collections.abc import Iterable
 
 
+def close_match_hint(name: object, valid: Iterable[str], prefix: str = "") -> str:
+    """`` Did you mean 'prefix+closest'?`` for the closest of ``valid`` (``difflib``), or ``""`` when none is close."""
+    close = difflib.get_close_matches(str(name), list(valid), n=1)
+    return f" Did you mean {prefix + close[0]!r}?" if close else ""
+
+
 def unknown_name_message(name: object, valid: Iterable[str], what: str) -> str:
     valid = sorted(valid)
-    close = difflib.get_close_matches(str(name), valid, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"unknown {what} {name!r}; valid names: {', '.join(valid)}.{hint}"
+    return f"unknown {what} {name!r}; valid names: {', '.join(valid)}.{close_match_hint(name, valid)}"
 
 
 def check_name(name: object, valid: Iterable[str], what: str) -> str:

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 from augself.config_error import ConfigError
+from augself.names import close_match_hint
 
 FIELD = "lightning_args"
 """The :class:`~augself.config.TrainerConfig` field that holds the passed-through arguments."""
@@ -90,10 +91,8 @@ def check_arg_name(name: str, ours: list[str], where: str = "") -> None:
         raise ConfigError(f"{key}{where} is set by augself: {OWNED[name]}")
     params = trainer_parameters()
     if name not in params:
-        from augself.config_checks import did_you_mean
-
         candidates = [*ours, *(p for p in params if p not in OWNED)]
-        hint = did_you_mean(name, candidates, "trainer.")
+        hint = close_match_hint(name, candidates, "trainer.")  # trainer keys have no old spellings
         raise ConfigError(
             f"unknown config key {key!r}{where}; valid keys in trainer: {', '.join(ours)}, or any lightning.Trainer "
             f"argument (gradient_clip_val, limit_train_batches, max_time, ...).{hint}"

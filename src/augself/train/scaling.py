@@ -10,8 +10,12 @@ the resolved figures once at start-up (:meth:`BatchPlan.describe`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from augself.config import ConfigError, TrainerConfig
+from augself.config_error import ConfigError
+
+if TYPE_CHECKING:
+    from augself.config import TrainerConfig
 
 BATCH_SCOPES: tuple[str, ...] = ("device", "global")
 
