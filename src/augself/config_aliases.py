@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from augself.augment.specs.registry import CONFIG_ALIASES, TARGET_ALIASES
 from augself.config_error import ConfigError
 
 
@@ -30,15 +31,11 @@ _warned: set[str] = set()
 
 def view_aliases() -> dict[str, str]:
     """Old spelling of a view setting -> its current name."""
-    from augself.augment.specs.registry import CONFIG_ALIASES
-
     return CONFIG_ALIASES
 
 
 def target_aliases() -> dict[str, str]:
     """Old spelling of an ``augself: {...}`` key -> its current target name."""
-    from augself.augment.specs.registry import TARGET_ALIASES
-
     return TARGET_ALIASES
 
 

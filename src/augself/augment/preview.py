@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -20,9 +19,9 @@ from augself.augment.pipeline import Augmenter
 from augself.augment.specs.registry import describe as describe_record
 from augself.augment.specs.registry import preview_targets
 from augself.augment.targets import relative_targets
-
-if TYPE_CHECKING:
-    from augself.config import PretrainConfig
+from augself.config import PretrainConfig, load_config
+from augself.data import build_dataset
+from augself.essl import views_with_essl
 
 
 def _display(x: Tensor, cfg: ViewConfig) -> Tensor:
@@ -130,8 +129,6 @@ def _load_preview_images(
     through :func:`augself.data.build_dataset` (under ``root``; split ``all`` for one un-split folder, else
     ``train``) and ``n`` samples are taken evenly spaced over the split, so several classes show up.
     """
-    from augself.data import build_dataset
-
     if data == "synthetic":
         ds = build_dataset("synthetic", "train", size=source_size, seed=seed, n=n)
     else:
@@ -164,8 +161,6 @@ def config_views(cfg: PretrainConfig) -> tuple[AugmentConfig, list[str]]:
     """The views a pretraining run of ``cfg`` draws, with their column titles: ``augment`` (shared settings merged
     with each ``augment.views[i]``), then E-SSL's rotation view when ``essl.weight > 0`` (as
     :class:`augself.train.module.PretrainModule` builds them: :func:`augself.essl.views_with_essl`)."""
-    from augself.essl import views_with_essl
-
     aug, n = views_with_essl(cfg)
     if n < 2:
         raise ValueError(f"preview shows view pairs; the config has {n} view (augment.views)")
@@ -203,8 +198,6 @@ def preview_dataset(
     root: str | None = None
     titles: list[str] | None = None
     if config is not None:
-        from augself.config import PretrainConfig, load_config
-
         clash = [k for k, v in (("size", size), ("source_size", source_size), ("augment", augment)) if v is not None]
         if clash:
             raise ValueError(

@@ -19,10 +19,12 @@ from typing import Any
 
 import torch
 
+from augself.data.imageio import INTERPOLATIONS
 from augself.eval.features import hash_state_dict
 from augself.eval.naming import slug
 from augself.models.backbone_info import load_checkpoint_dict
 from augself.models.backbones import backbone_from_checkpoint
+from augself.names import check_name
 
 __all__ = [
     "DEFAULT_MEAN",
@@ -48,9 +50,6 @@ default) is the option (``--interpolation``)."""
 
 def check_interpolation(value: object) -> str:
     """``value`` if it is a resize filter of :data:`augself.data.imageio.INTERPOLATIONS`, else one-line ValueError."""
-    from augself.data.imageio import INTERPOLATIONS
-    from augself.names import check_name
-
     return check_name(value, INTERPOLATIONS, "interpolation")
 
 

@@ -18,9 +18,11 @@ from torch.utils.data import Dataset
 
 from augself.data.errors import DatasetError
 from augself.data.folder import FOLDER_LAYOUT
+from augself.data.registry import DATASETS, DEFAULT_ROOT_ENV, build_dataset, dataset_info
 from augself.data.walk import list_class_dirs
-from augself.eval.backbone_loading import LoadedBackbone
-from augself.eval.features import check_finite
+from augself.eval.backbone_loading import LoadedBackbone, check_interpolation
+from augself.eval.features import FeatureCache, check_finite, extract_features
+from augself.eval.naming import slug
 
 __all__ = [
     "EVAL_PIXELS",
@@ -68,8 +70,6 @@ class EvalData:
         if self.kind == "synthetic":
             return "synthetic"
         if self.kind == "named":
-            from augself.data.registry import DEFAULT_ROOT_ENV
-
             root = self.root if self.root is not None else os.environ.get(DEFAULT_ROOT_ENV, "data")
             return f"{self.spec}@{Path(root).expanduser().resolve()}"
         return str(self.path)
@@ -77,8 +77,6 @@ class EvalData:
     def file_stem(self) -> str:
         """File-name-safe and unique per :meth:`identity`: the slug of the name plus 8 hex digits of the
         identity's SHA-256 (``data/A/images`` and ``data/B/images`` give ``images-<h1>``, ``images-<h2>``)."""
-        from augself.eval.naming import slug
-
         if self.kind == "synthetic":
             return "synthetic"
         return f"{slug(self.name)}-{hashlib.sha256(self.identity().encode()).hexdigest()[:8]}"
@@ -128,8 +126,6 @@ def resolve_data(
     A path that does not exist raises :class:`DatasetError` showing the expected image-folder layout.
     ``skip_corrupt``: undecodable images are left out (and counted) instead of stopping the evaluation.
     """
-    from augself.data.registry import DATASETS, dataset_info
-
     spec = str(data)
     if root is not None and base is not None and not Path(root).expanduser().is_absolute():
         root = str(Path(base) / Path(root).expanduser())
@@ -181,9 +177,6 @@ class FeatureSource:
         progress: bool = True,
         interpolation: str | None = None,
     ) -> None:
-        from augself.eval.backbone_loading import check_interpolation
-        from augself.eval.features import FeatureCache
-
         self.interpolation = check_interpolation(lb.pre.interpolation if interpolation is None else interpolation)
 
         self.lb, self.data = lb, data
@@ -219,8 +212,6 @@ class FeatureSource:
         return list(getattr(ds, "classes", []))
 
     def _build(self, split: str) -> Dataset:
-        from augself.data.registry import build_dataset
-
         d = self.data
         kw: dict[str, Any] = {}
         if d.kind == "folder" and split != self._first_split():
@@ -280,8 +271,6 @@ class FeatureSource:
         """``(features float32 (N, d), labels long (N,))`` of ``split``; non-finite features are an error."""
         if split in self._feats:
             return self._feats[split]
-        from augself.eval.features import extract_features
-
         ds = self.dataset(split)
         pre = self.lb.pre
         kw = dict(
@@ -328,8 +317,6 @@ class FeatureSource:
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def num_classes(self) -> int | None:
-        from augself.data.registry import dataset_info
-
         if self.data.kind == "named":
             return int(dataset_info(self.data.spec)["num_classes"])
         if self.data.kind == "folder":

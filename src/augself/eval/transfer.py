@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from augself.data.errors import DatasetError
+from augself.data.registry import build_dataset
 from augself.eval.backbone_loading import (
     EVAL_INTERPOLATION,
     backbone_file,
@@ -270,8 +271,6 @@ def check_named_datasets(spec: Mapping[str, Any]) -> None:
     files and folders), the class folders of an image folder (``train/`` of a pre-split one). Raise one
     :class:`DatasetError` naming every dataset that cannot be read (and the missing folders :func:`load_suite`
     found), each with its expected layout, before any evaluation runs."""
-    from augself.data.registry import build_dataset
-
     problems: list[tuple[str, DatasetError]] = list(spec.get("problems", []))
     for ds in spec["datasets"]:
         d: EvalData = ds["data"]

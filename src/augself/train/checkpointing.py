@@ -34,7 +34,11 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import Tensor
 
+from augself.augment.config import CONFIG_FIELDS
 from augself.config import ConfigError, TrainerConfig
+from augself.config_aliases import canonical_config
+from augself.train.csv_log import ResumableCSVLogger
+from augself.train.sampler import ResumableSampler
 
 try:
     import resource
@@ -354,9 +358,6 @@ def _stored_config(saved: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint's config in today's vocabulary: old key spellings renamed (``jitter_p`` -> ``color_p``, ...;
     :mod:`augself.config_aliases`) and view settings added since it was written at their defaults (an augmentation
     added later is off by default and draws nothing when off, so such a run is the same run)."""
-    from augself.augment.config import CONFIG_FIELDS
-    from augself.config_aliases import canonical_config
-
     out = canonical_config(saved, warn=False)
     aug = out.get("augment")
     if isinstance(aug, dict) and aug:
@@ -562,8 +563,6 @@ class ResumableCheckpoint(L.Callback):
                 if hasattr(metric, "cumulated_batch_size"):
                     entry["count"] = metric.cumulated_batch_size.detach().cpu().clone()
                 state["epoch_metrics"][key] = entry
-        from augself.train.csv_log import ResumableCSVLogger
-
         for logger in trainer.loggers:
             if isinstance(logger, ResumableCSVLogger):
                 state["csv_rows"] = logger.rows_written
@@ -572,8 +571,6 @@ class ResumableCheckpoint(L.Callback):
     # ---- restoring -----------------------------------------------------------------------------------------
     @staticmethod
     def _mark_sampler(trainer: L.Trainer, batches: int) -> None:
-        from augself.train.sampler import ResumableSampler
-
         loader = trainer.train_dataloader
         sampler = getattr(loader, "sampler", None)
         if isinstance(sampler, ResumableSampler):

@@ -35,8 +35,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from augself.config import ConfigError, PretrainConfig, to_dict, to_yaml
 from augself.data.folder import FileListDataset
-from augself.data.registry import build_dataset, pretrain_split, use_crop_mode
-from augself.models.backbones import save_backbone
+from augself.data.registry import DATASETS, build_dataset, pretrain_split, use_crop_mode
+from augself.models.backbone_info import pretrain_meta
+from augself.models.backbones import Backbone, save_backbone
+from augself.names import check_name
+from augself.optional import require
+from augself.preflight import preflight
 from augself.quiet import quiet_lightning
 from augself.train.checkpointing import (
     AtomicCheckpointIO,
@@ -51,6 +55,7 @@ from augself.train.checkpointing import (
     load_checkpoint,
 )
 from augself.train.csv_log import ResumableCSVLogger
+from augself.train.curves import write_curves
 from augself.train.interrupt import (
     StopOnSignal,
     TrainingInterrupted,
@@ -81,8 +86,6 @@ def _data_kwargs(cfg: PretrainConfig, shrink: int = 1) -> dict[str, object]:
     """Reader options that only some datasets take (size of generated sets, corrupt-file handling)."""
     if cfg.data.name == "synthetic":
         return {"n": cfg.data.n if shrink == 1 else max(1000, cfg.data.n // shrink)}
-    from augself.data.registry import DATASETS
-
     return {} if cfg.data.name in DATASETS else {"skip_corrupt": cfg.data.skip_corrupt}
 
 
@@ -130,9 +133,6 @@ def maybe_cache(dataset: Dataset, cfg: PretrainConfig) -> Dataset:
 def _loggers(cfg: PretrainConfig, out: Path, resume_step: int | None, keep_rows: int | None = None) -> list[Logger]:
     """The ``trainer.loggers``; names and optional packages were checked by :func:`augself.preflight.preflight`
     (checked again here, one line each, for callers that build a Trainer directly)."""
-    from augself.names import check_name
-    from augself.optional import require
-
     loggers: list[Logger] = []
     for name in cfg.trainer.loggers:
         check_name(name, ("csv", "tensorboard", "wandb"), "trainer.loggers entry")
@@ -258,8 +258,6 @@ def run_pretrain(
     ``trainer.fast_dev_run`` (Lightning's smoke test) runs in a temporary folder that is then removed: ``cfg.out``
     is neither created nor changed and the returned path no longer exists.
     """
-    from augself.preflight import preflight
-
     preflight(cfg)  # every check that needs no file (config, devices, optional packages): before the folder exists
     smoke = _smoke_test_folder(cfg, resume)  # trainer.fast_dev_run: a temporary folder, cfg.out stays untouched
     if smoke is not None:
@@ -428,8 +426,6 @@ def _stopped_early(trainer: L.Trainer, cfg: PretrainConfig) -> bool:
 def _draw_curves(out: Path) -> None:
     """``<out>/curves.png`` (:mod:`augself.train.curves`); the run is complete by now, so a failure is one warning."""
     try:
-        from augself.train.curves import write_curves
-
         write_curves([out], out / "curves.png")
     except Exception as e:  # any failure: a plot must never fail or lose a finished run
         why = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
@@ -448,9 +444,6 @@ def _export_backbone(
     With ``cfg`` the file records the run's preprocessing (view 0's size, mean, std), decode mode and resolved
     config (:func:`augself.models.backbone_info.pretrain_meta`), so a copied ``backbone.pt`` evaluates alone.
     """
-    from augself.models.backbone_info import pretrain_meta
-    from augself.models.backbones import Backbone
-
     if cfg is not None and view_cfgs and isinstance(backbone, Backbone):
         backbone.meta.update(pretrain_meta(cfg, view_cfgs))
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

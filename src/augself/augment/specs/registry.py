@@ -187,7 +187,7 @@ def isolated_view(
 ) -> ViewConfig:
     """A view applying augmentation ``name`` alone at ``strength`` (``None``: the identity view), normalised
     with ``mean`` / ``std`` (the awareness report's isolation; see each spec's ``awareness.isolate``)."""
-    from augself.augment.config import ViewConfig
+    from augself.augment.config import ViewConfig  # lazy: import cycle (augment.config is built from SPECS)
 
     kw: dict[str, Any] = {
         "size": int(size),
