@@ -1,4 +1,11 @@
-"""The ``augself`` command line: pretrain, evaluate, compare transfer, run the demo, preview augmentations."""
+"""The ``augself`` command line: pretrain, evaluate, compare transfer, run the demo, preview augmentations.
+
+Start-up: ``augself --help`` and building the parser load only the parser modules (this one, :mod:`augself.demo`,
+:mod:`augself.eval.cli`, :mod:`augself.export_cli`, :mod:`augself.quiet`) on top of ``import augself`` (torch).
+Each command's work is imported inside its handler (lazy on purpose): pretraining and ``plot`` pull Lightning
+(~4-7 s), ``preview`` the config, data and PIL (~0.35 s), the eval commands data and PIL (~0.15-0.3 s); measured
+with ``python -X importtime``, see docs/architecture.md "Start-up and imports".
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,11 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+
+from augself.demo import add_demo_arguments, run_demo
+from augself.eval.cli import add_eval_commands
+from augself.export_cli import add_export_command
+from augself.quiet import quiet_output
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError, OSError)
 """Bad input, a bad configuration, an unusable output folder: one line on stderr, exit status 2."""
@@ -58,8 +70,6 @@ def _preview(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from augself.demo import run_demo
-
     run_demo(args)
 
 
@@ -109,24 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--seed", type=int, default=0)
     pv.set_defaults(func=_preview)
 
-    try:
-        from augself.demo import add_demo_arguments
-    except ImportError:
-        pass
-    else:
-        dm = sub.add_parser("demo", help="SimCLR vs SimCLR + AugSelf on generated data, in minutes on a CPU")
-        add_demo_arguments(dm)
-        dm.set_defaults(func=_demo)
+    dm = sub.add_parser("demo", help="SimCLR vs SimCLR + AugSelf on generated data, in minutes on a CPU")
+    add_demo_arguments(dm)
+    dm.set_defaults(func=_demo)
 
-    try:
-        from augself.eval.cli import add_eval_commands
-    except ImportError:
-        pass
-    else:
-        add_eval_commands(sub)
-
-    from augself.export_cli import add_export_command
-
+    add_eval_commands(sub)
     add_export_command(sub)  # augself export: a backbone as a plain torchvision / timm state_dict
     return p
 
@@ -149,8 +146,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     original = warnings.formatwarning
     if not args.debug:
         warnings.formatwarning = _format_warning  # type: ignore[assignment]
-    from augself.quiet import quiet_output
-
     try:
         with quiet_output(verbose=args.verbose):
             args.func(args)
