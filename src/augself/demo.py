@@ -10,6 +10,10 @@ paper's L-BFGS protocol) on every task; results are whatever the runs give, and 
 The default arms are a random-init floor, SimCLR, SimCLR + AugSelf with the paper's crop and colour targets and
 SimCLR + AugSelf with augself's circular hue target added: under the demo's +-0.5 hue jitter the paper's linear
 hue entry is unpredictable (README "Demo"), so the first arm shows the limit and the second what restores colour.
+
+``augself --help`` imports this module (:func:`add_demo_arguments`), so the demo's work (config, training with
+Lightning, data, evaluation, preview) is imported inside the functions that run it (start-up policy:
+:mod:`augself.cli`).
 """
 
 from __future__ import annotations

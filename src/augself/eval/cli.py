@@ -5,6 +5,9 @@ Each ``eval`` writes one JSON record ``{"protocol", "dataset", "metrics", "setti
 path keeping two folders of the same name apart) and prints a one-line summary. An existing result file of another
 evaluation is never overwritten.
 Protocol defaults follow the paper's evaluation code (Lee et al., NeurIPS 2021; reference §6).
+
+``augself --help`` imports this module (:func:`add_eval_commands`); each command's work (backbone loading, data,
+protocols, transfer) is imported inside its handler (start-up policy: :mod:`augself.cli`).
 """
 
 from __future__ import annotations
