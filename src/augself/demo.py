@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from augself.models.backbones import build_backbone, load_backbone  # loaded by `import augself` anyway
+
 TASKS = ("shape", "color", "position", "size", "orientation")
 DEFAULT_ARMS = "random,simclr,augself,augself_hue"
 """Issue 14: the circular-hue arm is part of the default so that a first run shows what restores colour."""
@@ -89,7 +91,6 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
 
 def _pretrain(arm: str, args: argparse.Namespace, seed: int, out: Path) -> torch.nn.Module:
     from augself.config import load_config
-    from augself.models.backbones import build_backbone, load_backbone
     from augself.train.run import run_pretrain
 
     if arm == "random":
