@@ -28,7 +28,7 @@ def test_quick_demo_writes_results_report_chart_and_preview(tmp_path: Path, caps
     assert (out / "runs" / "augself-seed0" / "backbone.pt").is_file()
     report = (out / "report.md").read_text()
     assert "augself demo --quick" in report and "| shape |" in report and "Δ SimCLR + AugSelf − SimCLR" in report
-    assert "Reading (1 seed" in report and "* SimCLR vs random init: shape" in report
+    assert "|\n\nReading (1 seed" in report and "\n* SimCLR vs random init: shape" in report  # blank line after table
     assert set(res["seconds"]) == {"random", "simclr", "augself"} and res["seconds"]["simclr"][0]["pretrain"] > 0
     for png in ("chart.png", "preview.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

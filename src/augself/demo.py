@@ -328,14 +328,13 @@ def markdown_table(results: dict[str, Any]) -> str:
 def _report(results: dict[str, Any], table: str, words: list[str]) -> str:
     s = results["settings"]
     cmd = results["command"]
-    said = (
-        "\n".join(["", *(w.strip() if i == 0 else "* " + w.strip() for i, w in enumerate(words)), ""]) if words else ""
-    )
+    # a blank line after the table (a text line right below it would be read as one more table row)
+    said = "".join(f"\n\n{w.strip()}" if i == 0 else f"\n* {w.strip()}" for i, w in enumerate(words))
     return (
         "# augself demo\n\n"
         f"Linear-probe test top-1 (%) on generated {s['size']}-px images, {s['seeds']} seed(s), "
         f"{results['minutes']} min. Command: `{cmd}`.\n\n"
-        f"{table}\n{said}\n\nPretraining overrides: `{' '.join(results['base_overrides'])}`"
+        f"{table}{said}\n\nPretraining overrides: `{' '.join(results['base_overrides'])}`"
         + (f", then `{' '.join(s['overrides'])}`" if s["overrides"] else "")
         + ".\n\n![chart](chart.png)\n\nThe views the arms trained on: ![preview](preview.png)\n\n"
         "How to read it (why the paper's colour target cannot restore hue under +-0.5 jitter, and the "
