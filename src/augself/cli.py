@@ -73,6 +73,15 @@ def _demo(args: argparse.Namespace) -> None:
     run_demo(args)
 
 
+def _plot(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from augself.train.curves import write_curves
+
+    out = args.out or (Path(args.runs[0]) / "curves.png" if len(args.runs) == 1 else Path("curves.png"))
+    print(f"wrote {write_curves(args.runs, out)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="augself", description=__doc__)
     p.add_argument("--debug", action="store_true", help="show full tracebacks for user errors")
@@ -122,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     dm = sub.add_parser("demo", help="SimCLR vs SimCLR + AugSelf on generated data, in minutes on a CPU")
     add_demo_arguments(dm)
     dm.set_defaults(func=_demo)
+
+    pl = sub.add_parser("plot", help="training curves (losses per term, lr, kNN / probe accuracy) of runs, overlaid")
+    pl.add_argument("runs", nargs="+", metavar="RUN", help="run folders (each with the metrics.csv of a pretraining)")
+    pl.add_argument("--out", help="image file (.png, .pdf, .svg); default RUN/curves.png for one run, else curves.png")
+    pl.set_defaults(func=_plot)
 
     add_eval_commands(sub)
     add_export_command(sub)  # augself export: a backbone as a plain torchvision / timm state_dict
