@@ -134,7 +134,8 @@ def test_reading_with_seeds_counts_the_paired_signs() -> None:
 
 def test_hue_jitter_is_the_last_override() -> None:
     assert hue_jitter([]) == 0.5  # the demo's base setting
-    assert hue_jitter(["augment.hue=0.1", "trainer.epochs=2"]) == 0.1
+    assert hue_jitter(["augment.color_hue=0.1", "trainer.epochs=2"]) == 0.1
+    assert hue_jitter(["augment.hue=0.2"]) == 0.2  # the old spelling (an alias) still counts
 
 
 def test_one_seed_chart_has_no_error_bars_and_says_so() -> None:

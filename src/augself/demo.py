@@ -9,7 +9,8 @@ paper's L-BFGS protocol) on every task; results are whatever the runs give, and 
 
 The default arms are a random-init floor, SimCLR, SimCLR + AugSelf with the paper's crop and colour targets and
 SimCLR + AugSelf with augself's circular hue target added: under the demo's +-0.5 hue jitter the paper's linear
-hue entry is unpredictable (README "Demo"), so the first arm shows the limit and the second what restores colour.
+hue entry is unpredictable (docs/benchmarks.md "Demo"), so the first arm shows the limit and the second what
+restores colour.
 
 ``augself --help`` imports this module (:func:`add_demo_arguments`), so the demo's work (config, training with
 Lightning, data, evaluation, preview) is imported inside the functions that run it (start-up policy:
@@ -44,18 +45,20 @@ ARMS: dict[str, Arm] = {
     "random": Arm("random init", ()),
     "simclr": Arm("SimCLR", ()),
     "augself": Arm("SimCLR + AugSelf", ("augself.crop=1.0", "augself.color=1.0")),
-    "augself_hue": Arm("SimCLR + AugSelf + circular hue", ("augself.crop=1.0", "augself.color=1.0", "augself.hue=1.0")),
+    "augself_hue": Arm(
+        "SimCLR + AugSelf + circular hue", ("augself.crop=1.0", "augself.color=1.0", "augself.color_hue=1.0")
+    ),
     "essl": Arm("SimCLR + E-SSL", ("essl.weight=0.4",)),
 }
 
-# The demo's experiment (see README "Demo"): hue jitter +-0.5 (the whole circle) so that SimCLR must discard
+# The demo's experiment (see docs/benchmarks.md "Demo"): hue jitter +-0.5 (the whole circle) so that SimCLR must discard
 # colour, the standard crop so that it discards position; a small fast CNN; AdamW for quick progress on a CPU.
 # With +-0.5 the paper's linear hue entry of the colour target is unpredictable (benchmarks/
-# hue_target_ambiguity.py); the ``augself_hue`` arm adds augself's circular ``hue`` target.
+# hue_target_ambiguity.py); the ``augself_hue`` arm adds augself's circular ``color_hue`` target.
 BASE_OVERRIDES: tuple[str, ...] = (
     "method=simclr",
     "model.backbone=small_cnn",
-    "augment.hue=0.5",
+    "augment.color_hue=0.5",
     "augment.blur_p=0.0",
     "optim.name=adamw",
     "optim.base_lr=0.002",
@@ -234,11 +237,12 @@ def _minutes(minutes: float) -> str:
 
 
 def hue_jitter(overrides: list[str]) -> float | None:
-    """The pretraining hue jitter +-r: the last ``augment.hue=`` of :data:`BASE_OVERRIDES` and ``overrides``."""
+    """The pretraining hue jitter +-r: the last ``augment.color_hue=`` (or its old spelling
+    ``augment.hue=``) of :data:`BASE_OVERRIDES` and ``overrides``."""
     value = None
     for o in (*BASE_OVERRIDES, *overrides):
         key, _, v = o.partition("=")
-        if key.strip() == "augment.hue":
+        if key.strip() in ("augment.color_hue", "augment.hue"):
             try:
                 value = float(v)
             except ValueError:
@@ -294,7 +298,7 @@ def reading(results: dict[str, Any], hue: float | None = None) -> list[str]:
         if gap > 0:
             lines.append(
                 f"  The circular hue target keeps {gap:.1f} colour points more than the paper's target, whose linear "
-                f"hue entry wraps under ±{hue:g} jitter (README.md, section Demo)."
+                f"hue entry wraps under ±{hue:g} jitter (docs/benchmarks.md, section Demo)."
             )
     return lines
 
@@ -338,7 +342,7 @@ def _report(results: dict[str, Any], table: str, words: list[str]) -> str:
         + (f", then `{' '.join(s['overrides'])}`" if s["overrides"] else "")
         + ".\n\n![chart](chart.png)\n\nThe views the arms trained on: ![preview](preview.png)\n\n"
         "How to read it (why the paper's colour target cannot restore hue under +-0.5 jitter, and the "
-        "`augself_hue` arm with augself's circular hue target): README.md, section Demo.\n"
+        "`augself_hue` arm with augself's circular hue target): docs/benchmarks.md, section Demo.\n"
     )
 
 
