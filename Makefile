@@ -21,12 +21,12 @@ demo: $(STAMP)
 	$(VENV)/bin/augself demo --out runs/demo
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks tools
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks tools
+	$(VENV)/bin/ruff format --check src tests benchmarks tools
 
 # Every command of README.md and docs/*.md, run on generated data or validated (GPU, real datasets); see tools/docs_check.py.
 docs-check: $(STAMP)
@@ -49,7 +49,7 @@ $(MIN_STAMP): pyproject.toml tests/min-versions.txt
 	touch $(MIN_STAMP)
 
 test-min: $(MIN_STAMP)
-	$(MIN_VENV)/bin/ruff check src tests benchmarks
+	$(MIN_VENV)/bin/ruff check src tests benchmarks tools
 	$(MIN_PY) -m pytest
 
 clean:
