@@ -18,6 +18,8 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
+from augself.train.metrics_csv import read_rows
+
 
 def _atomic_write_rows(path: str, fieldnames: list[str], rows: list[dict[str, Any]]) -> None:
     """Write a CSV through a temporary file + fsync + ``os.replace`` (a kill leaves the old or the new file)."""
@@ -42,24 +44,6 @@ class _KeepingWriter(ExperimentWriter):
         with open(self.metrics_file_path, newline="") as f:
             rows = [r for r in csv.DictReader(f) if None not in r]
         _atomic_write_rows(self.metrics_file_path, fieldnames, rows)
-
-
-def read_rows(path: Path, keep_rows: int | None = None, before_step: int | None = None) -> list[dict[str, str]]:
-    """Rows of a metrics CSV: at most the first ``keep_rows``, with an integer step below ``before_step``."""
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    if keep_rows is not None:
-        rows = rows[:keep_rows]
-    out = []
-    for r in rows:
-        step = (r.get("step") or "").strip()
-        if not step.isdigit() or None in r:  # partial or malformed line
-            continue
-        if before_step is None or int(step) < before_step:
-            out.append(r)
-    return out
 
 
 class ResumableCSVLogger(CSVLogger):

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from augself.train.csv_log import read_rows
+from augself.train.metrics_csv import read_rows  # not csv_log: `augself plot` needs no Lightning
 
 TOTAL_LOSS = "loss (total)"
 LEARNING_RATE = "learning rate"
