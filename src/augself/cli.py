@@ -2,9 +2,9 @@
 
 Start-up: ``augself --help`` and building the parser load only the parser modules (this one, :mod:`augself.demo`,
 :mod:`augself.eval.cli`, :mod:`augself.export_cli`, :mod:`augself.quiet`) on top of ``import augself`` (torch).
-Each command's work is imported inside its handler (lazy on purpose): pretraining and ``plot`` pull Lightning
-(~4-7 s), ``preview`` the config, data and PIL (~0.35 s), the eval commands data and PIL (~0.15-0.3 s); measured
-with ``python -X importtime``, see docs/architecture.md "Start-up and imports".
+Each command's work is imported inside its handler (lazy on purpose): pretraining pulls Lightning (~4-7 s),
+``preview`` the config, data and PIL (~0.35 s), the eval commands data and PIL (~0.15-0.3 s), ``plot`` matplotlib
+(when it draws); measured with ``python -X importtime``, see docs/architecture.md "Start-up and imports".
 """
 
 from __future__ import annotations
