@@ -114,6 +114,11 @@ class Draws:
         return uniform((self.batch, *shape), self.generator, self.device)
 
 
+def no_flags(n: int, device: torch.device | None) -> Tensor:
+    """Identity value of a per-sample "applied" record field: ``n`` times False."""
+    return torch.zeros(n, dtype=torch.bool, device=device)
+
+
 def uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
     """U[0, 1) drawn on the generator's device, then moved (the same values whatever ``device``)."""
     draw_device = generator.device if generator is not None else device

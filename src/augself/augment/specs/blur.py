@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from augself.augment import ops
-from augself.augment.specs.base import AugmentationSpec, Awareness, ConfigField, Draws, RecordField, Target
+from augself.augment.specs.base import AugmentationSpec, Awareness, ConfigField, Draws, RecordField, Target, no_flags
 
 if TYPE_CHECKING:
     from augself.augment.config import ViewConfig
@@ -64,7 +64,7 @@ SPEC = AugmentationSpec(
         ),
     ),
     record=(
-        RecordField("blur", lambda n, dev: torch.zeros(n, dtype=torch.bool, device=dev), "(B,) bool: blurred."),
+        RecordField("blur", no_flags, "(B,) bool: blurred."),
         RecordField(
             "blur_sigma",
             lambda n, dev: torch.zeros(n, device=dev),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from augself.augment.specs.base import AugmentationSpec, Awareness, ConfigField, Draws, RecordField, Target
+from augself.augment.specs.base import AugmentationSpec, Awareness, ConfigField, Draws, RecordField, Target, no_flags
 
 if TYPE_CHECKING:
     from augself.augment.config import ViewConfig
@@ -145,7 +145,7 @@ SPEC = AugmentationSpec(
     record=(
         RecordField(
             "color_applied",
-            lambda n, dev: torch.zeros(n, dtype=torch.bool, device=dev),
+            no_flags,
             "(B,) bool: colour jitter applied.",
         ),
         RecordField(

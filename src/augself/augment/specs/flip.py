@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import torch
 from torch import Tensor
 
-from augself.augment.specs.base import AugmentationSpec, Awareness, ConfigField, Draws, RecordField, Target
+from augself.augment.specs.base import AugmentationSpec, Awareness, ConfigField, Draws, RecordField, Target, no_flags
 
 if TYPE_CHECKING:
     from augself.augment.config import ViewConfig
@@ -34,11 +33,7 @@ def _absolute(p: ViewParams, cfg: ViewConfig) -> Tensor:
 SPEC = AugmentationSpec(
     name="flip",
     config=(ConfigField("flip_p", float, 0.5, "Horizontal flip probability (SimCLR / AugSelf: 0.5).", "prob"),),
-    record=(
-        RecordField(
-            "flip", lambda n, dev: torch.zeros(n, dtype=torch.bool, device=dev), "(B,) bool: flipped (after the crop)."
-        ),
-    ),
+    record=(RecordField("flip", no_flags, "(B,) bool: flipped (after the crop)."),),
     sample=_sample,
     off={"flip_p": 0.0},
     enabled=lambda cfg: cfg.flip_p > 0,

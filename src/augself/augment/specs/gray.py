@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import torch
 from torch import Tensor
 
 from augself.augment import ops
-from augself.augment.specs.base import AugmentationSpec, ConfigField, Draws, RecordField
+from augself.augment.specs.base import AugmentationSpec, ConfigField, Draws, RecordField, no_flags
 
 if TYPE_CHECKING:
     from augself.augment.config import ViewConfig
@@ -30,11 +29,7 @@ def _apply(x: Tensor, p: ViewParams, cfg: ViewConfig) -> Tensor:
 SPEC = AugmentationSpec(
     name="gray",
     config=(ConfigField("gray_p", float, 0.2, "Grayscale probability before the colour-strength scaling.", "prob"),),
-    record=(
-        RecordField(
-            "gray", lambda n, dev: torch.zeros(n, dtype=torch.bool, device=dev), "(B,) bool: converted to grayscale."
-        ),
-    ),
+    record=(RecordField("gray", no_flags, "(B,) bool: converted to grayscale."),),
     sample=_sample,
     off={"gray_p": 0.0},
     enabled=lambda cfg: cfg.effective_gray_p > 0,

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from augself.augment import ops
-from augself.augment.specs.base import AugmentationSpec, Awareness, ConfigField, Draws, RecordField, Target
+from augself.augment.specs.base import AugmentationSpec, Awareness, ConfigField, Draws, RecordField, Target, no_flags
 
 if TYPE_CHECKING:
     from augself.augment.config import ViewConfig
@@ -65,7 +65,7 @@ SPEC = AugmentationSpec(
         ),
     ),
     record=(
-        RecordField("sol", lambda n, dev: torch.zeros(n, dtype=torch.bool, device=dev), "(B,) bool: solarized."),
+        RecordField("sol", no_flags, "(B,) bool: solarized."),
         RecordField(
             "sol_threshold",
             lambda n, dev: torch.ones(n, device=dev),
