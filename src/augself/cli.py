@@ -55,11 +55,22 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 
 def _preview(args: argparse.Namespace) -> None:
-    from augself.augment.preview import preview_dataset
+    from augself.augment.preview import preview_dataset, preview_run
 
+    if args.run is not None:
+        clash = [o for o, v in (("--config", args.config), ("--size", args.size)) if v is not None]
+        if clash:
+            raise ValueError(
+                f"--run previews the run's own config: drop {', '.join(clash)} (or use key=value overrides)"
+            )
+        for path in preview_run(
+            args.run, args.out, data=args.data, n_pairs=args.pairs, seed=args.seed, overrides=args.overrides
+        ):
+            print(f"wrote {path}")
+        return
     path = preview_dataset(
         args.data,
-        args.out,
+        args.out or "runs/preview.png",
         size=args.size,
         n_pairs=args.pairs,
         seed=args.seed,
@@ -117,11 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
         "views of that pretraining config (every augment view, per-view settings, E-SSL's rotation view when "
         "essl.weight > 0) on its data (data.name, data.root, data.size). Without: a fixed demo pipeline, not any "
         "config's: two SimCLR/AugSelf views (crop 0.2-1, flip 0.5, jitter 0.8, grayscale 0.2, blur 0.5) plus "
-        "solarize 0.2 and rotation 0.25 of side --size on --data.",
+        "solarize 0.2 and rotation 0.25 of side --size on --data. With --run: a run pretrained with "
+        "augment.learned, its views drawn from the learned per-input distributions and each input's learned ranges.",
     )
     pv.add_argument("--config", help="pretraining YAML config whose views to show (see configs/)")
     pv.add_argument("--data", help="dataset name or ImageFolder path (default: the config's data.name, else synthetic)")
-    pv.add_argument("--out", default="runs/preview.png")
+    pv.add_argument(
+        "--run",
+        help="a run folder pretrained with augment.learned: its views drawn from the learned per-input distributions "
+        "(learned.pt), each input's learned ranges, the crop distribution's heat maps (<out stem>-crop.png)",
+    )
+    pv.add_argument("--out", help="PNG (default runs/preview.png; with --run RUN/preview.png)")
     pv.add_argument("--size", type=int, help="view side without --config (default 64); with it set augment.size=N")
     pv.add_argument("--pairs", type=int, default=6)
     pv.add_argument("overrides", nargs="*", help="key=value overrides of --config, e.g. essl.weight=0.4")

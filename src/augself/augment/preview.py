@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from augself.augment.config import AugmentConfig, ViewConfig
 from augself.augment.params import ViewParams
 from augself.augment.pipeline import Augmenter
+from augself.augment.preview_learned import crop_path, learned_label, render_crop_heatmaps
 from augself.augment.specs.registry import describe as describe_record
 from augself.augment.specs.registry import preview_targets
 from augself.augment.targets import relative_targets
@@ -58,9 +59,13 @@ def render_preview(
     names: Sequence[str] | None = None,
     source_crop: Tensor | None = None,
     titles: Sequence[str] | None = None,
+    learned: nn.Module | None = None,
 ) -> Path:
     """Render ``n_pairs`` rows (source, every view of ``augmenter``, params and the targets of views 1 and 2) of
-    ``images`` into a PNG. ``titles``: one column title per view (default ``view 1``, ``view 2``, ...)."""
+    ``images`` into a PNG. ``titles``: one column title per view (default ``view 1``, ``view 2``, ...).
+    ``learned``: a :class:`~augself.augment.learned.LearnedAugment` (a run's ``learned.pt``): the views draw the
+    learned augmentations from its per-input distributions and each row lists the input's learned ranges
+    (:func:`augself.augment.preview_learned.learned_label`)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
@@ -72,7 +77,15 @@ def render_preview(
         raise ValueError("render_preview needs at least one image")
     images = images[:n]
     sc = source_crop[:n] if source_crop is not None else None
-    views = augmenter(images, source_crop=sc, generator=torch.Generator().manual_seed(seed))
+    gen = torch.Generator().manual_seed(seed)
+    if learned is None:
+        views = augmenter(images, source_crop=sc, generator=gen)
+        learned_text = [""] * n
+    else:
+        with torch.no_grad():
+            views = augmenter(images, source_crop=sc, generator=gen, learned=learned)
+            summary = learned.summary(images)  # type: ignore[operator]
+        learned_text = [f"learned (this input):\n{learned_label(summary, r)}\n" for r in range(n)]
     n_views = len(views)
     titles = list(titles) if titles is not None else [f"view {k + 1}" for k in range(n_views)]
     if len(titles) != n_views:
@@ -82,7 +95,8 @@ def render_preview(
     targets = relative_targets(p1, p2, preview_targets((cfg1, cfg2)) if names is None else names)
 
     cols = n_views + 2
-    row_h = max(2.3, 0.11 * (3 * n_views + 1 + len(targets)))  # room for every view's record lines
+    extra = max(t.count("\n") for t in learned_text)
+    row_h = max(2.3, 0.11 * (3 * n_views + 1 + len(targets) + extra))  # room for every view's record lines
     fig = Figure(figsize=(2.75 * cols, row_h * n))
     FigureCanvasAgg(fig)
     H, W = images.shape[-2:]
@@ -111,7 +125,7 @@ def render_preview(
             f"{k}: {_fmt(v[r])}" if v.dtype.is_floating_point else f"{k}: {int(v[r])}" for k, v in targets.items()
         )
         records = "\n".join(f"{title}: {describe(p, r)}" for title, (_, p) in zip(titles, views, strict=True))
-        text = f"{records}\ntargets (1 - 2):\n{tgt}"
+        text = f"{learned_text[r]}{records}\ntargets (1 - 2):\n{tgt}"
         ax_text.text(0.0, 1.0, text, va="top", ha="left", fontsize=6.5, family="monospace", transform=ax_text.transAxes)
     fig.tight_layout()
     path = Path(path)
@@ -183,6 +197,7 @@ def preview_dataset(
     augment: AugmentConfig | None = None,
     config: str | Path | PretrainConfig | None = None,
     overrides: Sequence[str] = (),
+    learned: nn.Module | None = None,
 ) -> Path:
     """Render views of ``data`` (a dataset name, e.g. the built-in ``synthetic``, or an image-folder path) with
     their recorded parameters and the AugSelf targets of views 1 and 2 into the PNG ``out``; returns its path.
@@ -194,6 +209,7 @@ def preview_dataset(
     ``augment`` (default :func:`default_preview_augment`). Images are brought to the source size as the data
     loaders do for fixed-size sets and ``data.crop: centre_square`` (the decode crop is recorded and composed into
     the views' crops); views are drawn with a generator seeded by ``seed``. About a second for the defaults.
+    ``learned``: a learned augmentation module (see :func:`render_preview`; :func:`preview_run` loads a run's).
     """
     root: str | None = None
     titles: list[str] | None = None
@@ -225,5 +241,59 @@ def preview_dataset(
     images, crops = _load_preview_images(str(data), src, int(n_pairs), int(seed), root)
     names = _shown_targets(aug.views)
     return render_preview(
-        images, aug, out, n_pairs=int(n_pairs), seed=int(seed), names=names, source_crop=crops, titles=titles
+        images,
+        aug,
+        out,
+        n_pairs=int(n_pairs),
+        seed=int(seed),
+        names=names,
+        source_crop=crops,
+        titles=titles,
+        learned=learned,
     )
+
+
+LEARNED_FILE = "learned.pt"
+"""The invariance module of a run pretrained with ``augment.learned`` (next to ``config.yaml``)."""
+
+
+def preview_run(
+    run: str | Path,
+    out: str | Path | None = None,
+    *,
+    data: str | None = None,
+    n_pairs: int = 6,
+    seed: int = 0,
+    overrides: Sequence[str] = (),
+) -> list[Path]:
+    """Preview a run pretrained with ``augment.learned``: its config's views (``<run>/config.yaml`` merged with
+    ``overrides``) on its data (or ``data``), the learned augmentations drawn from the per-input distributions of
+    ``<run>/learned.pt``, each row listing the input's learned ranges; with a learned crop also the crop
+    distribution's heat maps (:func:`augself.augment.preview_learned.render_crop_heatmaps`) in ``<stem>-crop.png``.
+    ``out`` defaults to ``<run>/preview.png``. Returns the written paths."""
+    from augself.augment.learned.io import load_learned
+
+    run = Path(run).expanduser()
+    if not run.is_dir():
+        raise FileNotFoundError(f"run folder not found: {str(run)!r}")
+    cfg_file, learned_file = run / "config.yaml", run / LEARNED_FILE
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"{str(run)!r} has no config.yaml (give a pretraining run folder)")
+    if not learned_file.is_file():
+        raise FileNotFoundError(
+            f"{str(run)!r} has no {LEARNED_FILE} (it was not pretrained with augment.learned); "
+            f"to preview its views use --config {cfg_file}"
+        )
+    module = load_learned(learned_file)
+    out = Path(out) if out is not None else run / "preview.png"
+    cfg = load_config(cfg_file, list(overrides))
+    paths = [preview_dataset(data, out, n_pairs=n_pairs, seed=seed, config=cfg, learned=module)]
+    crop = getattr(module.cfg, "crop", None)
+    if crop is not None:
+        images, _ = _load_preview_images(
+            str(cfg.data.name if data is None else data), int(cfg.data.size), int(n_pairs), int(seed), cfg.data.root
+        )
+        with torch.no_grad():
+            summary = module.summary(images)  # type: ignore[operator]
+        paths.append(render_crop_heatmaps(images, summary, crop.grid, crop_path(out)))
+    return paths

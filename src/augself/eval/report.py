@@ -8,6 +8,7 @@ few-shot -> one entry per shot count (mean with its 95 % confidence interval).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -21,8 +22,10 @@ __all__ = [
     "bar_chart",
     "check_replaceable",
     "headlines",
+    "learned_markdown",
     "markdown_table",
     "plot_awareness",
+    "plot_learned",
     "strict_json",
     "summary_line",
     "write_json",
@@ -258,7 +261,9 @@ def awareness_markdown(result: Mapping[str, Any]) -> str:
             f"- **{r['name']}**: `{r['backbone']}` (size {p['size']}, mean {p['mean']}, std {p['std']}, "
             f"preprocessing from {p['source']})"
         )
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    learned = learned_markdown(result)
+    return text + ("\n" + learned if learned else "")
 
 
 def plot_awareness(result: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -307,3 +312,134 @@ def plot_awareness(result: Mapping[str, Any], path: str | os.PathLike[str]) -> P
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return Path(path)
+
+
+def _learned_runs(result: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(r["name"], r["learned"]) for r in result.get("runs", []) if r.get("learned")]
+
+
+def learned_markdown(result: Mapping[str, Any]) -> str:
+    """The "Learned augmentation ranges" section (runs with a ``learned.pt``; empty string when none has one): per
+    class of the evaluation set, mean ± std over its images of each learned per-input quantity."""
+    runs = _learned_runs(result)
+    if not runs:
+        return ""
+    lines = [
+        "## Learned augmentation ranges\n",
+        "Per class of the evaluation images: mean ± std over its images of each per-input value of the run's learned "
+        "augmentation module (`learned.pt`; InstaAug, Miao et al., ICML 2023): rotation theta ~ U[-lo, hi] in "
+        "degrees, crop entropy (nats) and expected crop side (fraction of the image side) of the categorical crop "
+        "distribution, colour ranges delta ~ U[-lo, hi] (factor 1 + delta; hue: a shift by delta).\n",
+    ]
+    for name, e in runs:
+        keys = e["quantities"]
+        fams = ", ".join(e.get("families") or []) or "?"
+        lines += [
+            f"### {name} (`{e.get('file')}`: {fams}; {e['n_images']} images at {e['image_size']} px)\n",
+            "| class | n | " + " | ".join(e["labels"][k] for k in keys) + " |",
+            "|---|---:|" + "---:|" * len(keys),
+        ]
+        for g in [*e["groups"], e["all"]]:
+            cells = [_fmt(g["stats"][k]["mean"], g["stats"][k]["std"]) for k in keys]
+            label = f"**{g['name']}**" if g["label"] is None else str(g["name"])
+            lines.append(f"| {label} | {g['n']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+MAX_HIST_GROUPS = 6
+"""Classes drawn in the crop-side histogram; with more, the two whose mean expected side is lowest / highest."""
+
+
+def _hist_groups(e: Mapping[str, Any]) -> list[str]:
+    groups = e["groups"]
+    if len(groups) <= MAX_HIST_GROUPS:
+        return [g["name"] for g in groups] or ["all"]
+    ranked = sorted(groups, key=lambda g: g["stats"]["crop_expected_side"]["mean"])
+    return [ranked[0]["name"], ranked[-1]["name"]]
+
+
+def plot_learned(result: Mapping[str, Any], path: str | os.PathLike[str]) -> Path | None:
+    """One row of panels per run with a ``learned.pt``: the learned rotation range per class (bar from -lo to +hi
+    degrees, class means; whiskers: ± std of each end), the distribution of the expected crop side per class
+    (histogram, up to :data:`MAX_HIST_GROUPS` classes), the colour ranges per class. None when no run has one."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    runs = _learned_runs(result)
+    if not runs:
+        return None
+    panels = []
+    for name, e in runs:
+        keys = e["quantities"]
+        row = []
+        if "angle_lo_deg" in keys:
+            row.append("angle")
+        if "crop_expected_side" in keys and e.get("crop_side_hist"):
+            row.append("crop")
+        if any(k.startswith("color_") for k in keys):
+            row.append("color")
+        panels.append((name, e, row))
+    cols = max(len(r) for _, _, r in panels) or 1
+    fig = Figure(figsize=(4.6 * cols, 3.4 * len(panels)))
+    FigureCanvasAgg(fig)
+    for i, (name, e, row) in enumerate(panels):
+        groups = e["groups"] or [e["all"]]
+        names = [str(g["name"]) for g in groups]
+        for j, kind in enumerate(row):
+            ax = fig.add_subplot(len(panels), cols, i * cols + j + 1)
+            if kind == "angle":
+                lo = [g["stats"]["angle_lo_deg"] for g in groups]
+                hi = [g["stats"]["angle_hi_deg"] for g in groups]
+                y = list(range(len(groups)))
+                left = [-x["mean"] for x in lo]
+                width = [h["mean"] + x["mean"] for h, x in zip(hi, lo, strict=True)]
+                ax.barh(y, width, left=left, color="tab:blue", alpha=0.7)
+                ax.errorbar(left, y, xerr=[_nan0(x["std"]) for x in lo], fmt="none", ecolor="k", capsize=2, lw=0.8)
+                ends = [a + b for a, b in zip(left, width, strict=True)]
+                ax.errorbar(ends, y, xerr=[_nan0(h["std"]) for h in hi], fmt="none", ecolor="k", capsize=2, lw=0.8)
+                ax.set_yticks(y, names, fontsize=7)
+                ax.axvline(0, color="k", lw=0.6)
+                ax.set_xlabel("learned rotation range (deg): -lo .. +hi", fontsize=8)
+            elif kind == "crop":
+                h = e["crop_side_hist"]
+                edges = h["edges"]
+                centres = [(a + b) / 2 for a, b in itertools.pairwise(edges)]
+                for g in _hist_groups(e):
+                    counts = h["counts"][g]
+                    total = sum(counts) or 1
+                    ax.step(centres, [c / total for c in counts], where="mid", label=g, lw=1.2)
+                ax.set_xlim(0, 1)
+                ax.set_xlabel("expected crop side (fraction of the image side)", fontsize=8)
+                ax.set_ylabel("fraction of images", fontsize=8)
+                ax.legend(fontsize=6)
+            else:
+                ck = [k for k in e["quantities"] if k.startswith("color_") and k.endswith("_lo")]
+                width = 0.8 / max(1, len(ck))
+                for m, k in enumerate(ck):
+                    base = k.removesuffix("_lo")
+                    lo_m = [g["stats"][k]["mean"] for g in groups]
+                    hi_m = [g["stats"][base + "_hi"]["mean"] for g in groups]
+                    x = [t + (m - (len(ck) - 1) / 2) * width for t in range(len(groups))]
+                    label = base.removeprefix("color_")
+                    ax.bar(
+                        x,
+                        [a + b for a, b in zip(lo_m, hi_m, strict=True)],
+                        width,
+                        bottom=[-a for a in lo_m],
+                        label=label,
+                    )
+                ax.set_xticks(range(len(groups)), names, fontsize=7, rotation=30)
+                ax.axhline(0, color="k", lw=0.6)
+                ax.set_ylabel("learned colour range: -lo .. +hi", fontsize=8)
+                ax.legend(fontsize=6)
+            ax.set_title(f"{name}: {kind}", fontsize=9)
+    fig.tight_layout()
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=110)
+    return p
+
+
+def _nan0(v: float | None) -> float:
+    return 0.0 if v is None or not math.isfinite(v) else float(v)
