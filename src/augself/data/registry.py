@@ -14,6 +14,8 @@ from augself.data.errors import DatasetError
 from augself.data.folder import CROP_MODES, FOLDER_LAYOUT, FileListDataset, ImageFolderDataset, seeded_indices
 from augself.data.imageio import decode_mode
 from augself.data.synthetic import TASKS, SyntheticShapes
+from augself.data.synthetic_orientation import CLASSES as ORIENTATION_CLASSES
+from augself.data.synthetic_orientation import SyntheticOrientation
 from augself.data.transfer_sets import TRANSFER_SETS
 from augself.names import unknown_name_message
 
@@ -21,17 +23,22 @@ __all__ = [
     "DATASETS",
     "DEFAULT_ROOT_ENV",
     "FOLDER_FRACTIONS",
+    "GENERATED",
     "build_dataset",
     "dataset_info",
     "pretrain_split",
     "use_crop_mode",
 ]
 
-DATASETS: tuple[str, ...] = ("synthetic", *TRANSFER_SETS)
+DATASETS: tuple[str, ...] = ("synthetic", "synthetic_orientation", *TRANSFER_SETS)
+GENERATED: tuple[str, ...] = ("synthetic", "synthetic_orientation")
+"""Generated sets: ``data.n`` sets their size (kw ``n`` of :func:`build_dataset`)."""
 DEFAULT_ROOT_ENV = "AUGSELF_DATA"  # root of named datasets when ``root`` is not given (else ./data)
 FOLDER_FRACTIONS = (0.7, 0.1, 0.2)  # train / val / test of a single un-split image folder
 FOLDER_VAL_FRACTION = 0.1  # val carved from <path>/train when <path>/val does not exist
 SYNTHETIC_DEFAULT_N = {"train": 20000, "val": 2000, "test": 5000}
+ORIENTATION_DEFAULT_N = {"train": 1500, "val": 750, "test": 750}
+"""250 / 125 per class for train / test, as the reference's Mario-Iggy set (``loader.py:236-240``: 1000 / 500 for 4)."""
 
 
 def _closest_error(name: str) -> DatasetError:
@@ -49,6 +56,8 @@ def dataset_info(name: str, label: str = "shape") -> dict[str, Any]:
     """
     if name == "synthetic":
         return {"metric": "top1", "num_classes": TASKS[label] if label else None}
+    if name == "synthetic_orientation":
+        return {"metric": "top1", "num_classes": len(ORIENTATION_CLASSES)}
     if name in TRANSFER_SETS:
         spec = TRANSFER_SETS[name]
         return {"metric": spec.metric, "num_classes": spec.num_classes}
@@ -106,6 +115,8 @@ def build_dataset(
 
     * ``"synthetic"``: :class:`SyntheticShapes` (kw ``n`` (default 20000/2000/5000 for
       train/val/test), ``label``, ``n_val`` for ``trainval``); ``seed`` picks the stream.
+    * ``"synthetic_orientation"``: :class:`~augself.data.synthetic_orientation.SyntheticOrientation` (kw ``n``,
+      default 1500/750/750 for train/val/test; 6 classes, 2 rotation-free and 4 defined by orientation).
     * a ``DATASETS`` name: the reader of :mod:`augself.data.transfer_sets` under ``root`` (default
       ``$AUGSELF_DATA`` or ``./data``), splits train / val / test / trainval (+ stl10 unlabeled,
       train+unlabeled; ``all``).
@@ -131,6 +142,15 @@ def build_dataset(
         if kw:
             raise TypeError(f"unexpected arguments for synthetic: {', '.join(kw)}")
         return SyntheticShapes(n, size, seed, label, split)
+    if name_or_path == "synthetic_orientation":
+        if split not in ORIENTATION_DEFAULT_N:
+            raise DatasetError(
+                f"unknown synthetic_orientation split {split!r}; valid: {', '.join(ORIENTATION_DEFAULT_N)}"
+            )
+        n = kw.pop("n", ORIENTATION_DEFAULT_N[split])
+        if kw:
+            raise TypeError(f"unexpected arguments for synthetic_orientation: {', '.join(kw)}")
+        return SyntheticOrientation(n, size, seed, split)
     if name_or_path in TRANSFER_SETS:
         if kw:
             raise TypeError(f"unexpected arguments for {name_or_path}: {', '.join(kw)}")

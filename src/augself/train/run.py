@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from augself.config import ConfigError, PretrainConfig, to_dict, to_yaml
 from augself.data.folder import FileListDataset
-from augself.data.registry import DATASETS, build_dataset, pretrain_split, use_crop_mode
+from augself.data.registry import DATASETS, GENERATED, build_dataset, pretrain_split, use_crop_mode
 from augself.models.backbone_info import pretrain_meta
 from augself.models.backbones import Backbone, save_backbone
 from augself.names import check_name
@@ -84,7 +84,7 @@ def _num_classes(dataset: object) -> int | None:
 
 def _data_kwargs(cfg: PretrainConfig, shrink: int = 1) -> dict[str, object]:
     """Reader options that only some datasets take (size of generated sets, corrupt-file handling)."""
-    if cfg.data.name == "synthetic":
+    if cfg.data.name in GENERATED:
         return {"n": cfg.data.n if shrink == 1 else max(1000, cfg.data.n // shrink)}
     return {} if cfg.data.name in DATASETS else {"skip_corrupt": cfg.data.skip_corrupt}
 
