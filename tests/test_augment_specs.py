@@ -17,7 +17,7 @@ from augself.augself_head import AugSelf
 
 
 def test_tables_are_derived_from_the_specs() -> None:
-    assert list(REGISTRY) == ["crop", "flip", "color", "gray", "blur", "sol", "rot", "sharp"]
+    assert list(REGISTRY) == ["crop", "flip", "color", "gray", "blur", "sol", "rot", "sharp", "angle"]
     assert set(TARGETS) == {t.name for s in REGISTRY.values() for t in s.targets}
     assert [f.name for f in fields(ViewConfig)] == [
         "size",

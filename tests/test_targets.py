@@ -30,6 +30,7 @@ def test_spec_table() -> None:
         "rot": (4, "class"),
         "sol": (1, "regression"),
         "sharp": (1, "regression"),
+        "angle": (2, "regression"),
     }
 
 

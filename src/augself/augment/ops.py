@@ -118,6 +118,33 @@ def rot90(x: Tensor, k: Tensor) -> Tensor:
     return x if out is None else out
 
 
+def rotate(x: Tensor, angle: Tensor) -> Tensor:
+    """Rotate sample b counter-clockwise by ``angle[b]`` radians about the image centre; bilinear, zero fill.
+
+    ``torchvision.transforms.v2.functional.rotate(x[b], degrees(angle[b]), BILINEAR)`` with its default
+    ``fill=None`` (plain zero padding, as InstaAug's ``affine_grid`` + ``grid_sample`` rotation,
+    NingMiao/InstaAug ``augmentation_ConvFeature.py`` lines 461-469 with ``Generators.r`` of ``math_op.py``
+    lines 46-55). torchvision's ``fill=0`` differs at the border: it multiplies the bilinear result by the
+    sampled in-image mask once more. Output pixel (i, j) reads the input at the centred pixel offset
+    ``R(-angle) (j - (W-1)/2, i - (H-1)/2)`` (rotation in pixel units, so non-square images are not sheared),
+    one ``grid_sample`` over the batch. Differentiable with respect to ``x`` and ``angle`` (a grad-carrying
+    angle gets its gradient through the sampling grid). ``angle`` 0 reproduces the image only up to float
+    rounding of the grid (about 1e-7 relative); callers that need the exact identity there select the samples
+    (:mod:`augself.augment.specs.angle`).
+    """
+    B, _, H, W = x.shape
+    angle = angle.to(device=x.device, dtype=x.dtype).reshape(B, 1, 1)
+    dy = (torch.arange(H, device=x.device, dtype=x.dtype) - (H - 1) / 2).view(1, H, 1)
+    dx = (torch.arange(W, device=x.device, dtype=x.dtype) - (W - 1) / 2).view(1, 1, W)
+    c, s = torch.cos(angle), torch.sin(angle)
+    # counter-clockwise on screen (rows grow downwards): source = (c dx - s dy, s dx + c dy); normalised for
+    # align_corners=False, g = (2 * (centre + offset) + 1) / size - 1 = 2 * offset / size
+    gx = (c * dx - s * dy) * (2.0 / W)
+    gy = (s * dx + c * dy) * (2.0 / H)
+    grid = torch.stack((gx, gy), dim=-1)
+    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 # ---- colour -------------------------------------------------------------------------------------------
 def rgb_to_gray(x: Tensor) -> Tensor:
     """(B, 3, H, W) -> (B, 1, H, W) luma with torchvision's weights; 1-channel input is returned as is."""

@@ -5,9 +5,9 @@ AugmentationSpec`) and add its module name to :data:`MODULES`. ``ViewConfig`` fi
 identity values, ``TARGETS``, the AugSelf weight names, the awareness tables and the preview labels follow.
 
 Op order (SimCLR / AugSelf, Lee et al., NeurIPS 2021, App. A): crop + resize -> flip -> colour jitter ->
-grayscale -> blur -> solarize -> rotation (-> the augmentations added later) -> normalise. Random draws per view:
-the ``first`` specs (the crop), one shared uniform block (the original augmentations' columns, in this order),
-then each spec's own draws in this order.
+grayscale -> blur -> solarize -> rotation (-> the augmentations added later: sharpness, continuous rotation) ->
+normalise. Random draws per view: the ``first`` specs (the crop), one shared uniform block (the original
+augmentations' columns, in this order), then each spec's own draws in this order.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ MODULES: tuple[str, ...] = (
     "sol",
     "rot",
     "sharp",
+    "angle",  # continuous rotation last: a geometric op like rot, and no later op smooths its zero-filled corners
 )
 """Modules of ``augself.augment.specs``, one per augmentation, in pipeline order."""
 
