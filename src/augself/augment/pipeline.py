@@ -5,12 +5,21 @@ image batch and the :class:`ViewParams` that produced it. Op order (SimCLR / Aug
 2021, App. A): crop+resize -> flip -> colour jitter (random order per sample, or per batch with
 ``color_order: batch``) -> grayscale -> blur -> solarize -> rotation -> normalise. Everything runs batched on
 the device of the input.
+
+Learned augmentations (InstaAug, issue 16): ``Augmenter(cfg)(images, learned=module)`` with a
+:class:`~augself.augment.learned.sampler.LearnedAugment` computes each input's distributions once per batch;
+every view first samples its fixed parameters as usual (same draws), then draws the learned families' values from
+those distributions with the same generator (:meth:`LearnedAugment.sample_into`), overwriting their record fields.
+A view whose record carries gradient (reparameterised angle / colour) is applied on a differentiable path (colour
+jitter not in place, no CPU chunking, each later op on its own copy) and its record is stored detached; the image
+carries the gradient to the module. ``View.learned`` holds the draw's log-probability and entropies.
+Without ``learned`` nothing changes (same draws, same ops, bit-identical views).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -21,6 +30,9 @@ from augself.augment.params import ViewParams
 from augself.augment.sample import sample_params
 from augself.augment.specs.crop import compose_crop, decompose_crop
 from augself.augment.specs.registry import POST_OPS
+
+if TYPE_CHECKING:
+    from augself.augment.learned.sampler import LearnedAugment, LearnedDraw
 
 __all__ = ["Augmenter", "View", "check_images", "check_source_crop", "chunk_size", "compose_crop", "decompose_crop"]
 
@@ -44,6 +56,8 @@ class View(NamedTuple):
     """(B, C, S, S) float32, normalised (or in [0, 1] when the view's ``normalize`` is False)."""
     params: ViewParams
     """Per-sample parameters; ``params.crop`` is relative to the *original* image."""
+    learned: LearnedDraw | None = None
+    """The learned draw of this view (log-probability, entropies; with gradient), None without learned sampling."""
 
 
 def _crop_resize(images: Tensor, crop: Tensor | None, size: int, flip: Tensor) -> Tensor:
@@ -189,6 +203,19 @@ class Augmenter(nn.Module):
         return Augmenter._finish(x, p, cfg, out)
 
     @staticmethod
+    def _apply_differentiable(images: Tensor, p: ViewParams, crop: Tensor | None, cfg: ViewConfig) -> Tensor:
+        """The view's ops on a path that keeps the gradient of grad-carrying record fields (learned angle / colour):
+        one pass over the whole batch, colour jitter not in place, every later op on its own copy (ops may write
+        into their input, which autograd may have saved), normalisation out of place."""
+        x = _crop_resize(images, crop, cfg.size, p.flip)
+        x = ops.color_jitter(
+            x, p.color, p.color_perm, p.color_applied, inplace=False, saturation=cfg.color_saturation_mode
+        )
+        for spec in POST_OPS:
+            x = spec.apply(x.clone(), p, cfg)  # type: ignore[misc]
+        return ops.normalize(x, cfg.mean, cfg.std) if cfg.normalize else x
+
+    @staticmethod
     def _finish(x: Tensor, p: ViewParams, cfg: ViewConfig, out: Tensor | None = None) -> Tensor:
         """The steps after colour jitter, on ``x`` (owned): each spec's op in registry order (grayscale -> blur ->
         solarize -> rotation -> ...) -> normalise (written into ``out`` when given)."""
@@ -203,16 +230,29 @@ class Augmenter(nn.Module):
         images: Tensor,
         source_crop: Tensor | None = None,
         generator: torch.Generator | None = None,
+        learned: LearnedAugment | None = None,
     ) -> list[View]:
-        """Sample and apply every configured view; ``params.crop`` is composed with ``source_crop``."""
+        """Sample and apply every configured view; ``params.crop`` is composed with ``source_crop``.
+
+        ``learned``: the invariance module; its distributions are computed once from ``images`` and every view's
+        learned fields are drawn from them (module docstring)."""
         images = check_images(images)
         B, _, H, W = images.shape
         source_crop = check_source_crop(source_crop, B)
+        dists = learned.distributions(images) if learned is not None else None
         out: list[View] = []
         for i, cfg in enumerate(self.cfg.views):
             p = self.sample(i, B, generator=generator, device=images.device, input_size=(H, W), source_crop=source_crop)
-            x = self._apply_view(images, p, decompose_crop(p.crop, source_crop), cfg)  # uint8 is scaled in the crop
-            out.append(View(x, p))
+            draw = None
+            if learned is not None and dists is not None:
+                draw = learned.sample_into(dists, p, generator, source_crop=source_crop)
+            crop = decompose_crop(p.crop, source_crop)
+            if draw is not None and any(v.requires_grad for v in p.as_dict().values()):
+                x = self._apply_differentiable(images, p, crop, cfg)
+                p = ViewParams(cfg=p.cfg, **{k: v.detach() for k, v in p.as_dict().items()})
+            else:
+                x = self._apply_view(images, p, crop, cfg)  # uint8 is scaled in the crop
+            out.append(View(x, p, draw))
         return out
 
     def forward_cropped(
