@@ -12,6 +12,8 @@ Loss: sum over both directions of 2 - 2 cos, i.e. the reference's ``2 (-cos - co
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -24,11 +26,13 @@ from augself.models.backbones import Backbone
 from augself.models.mlp import mlp
 
 
-def byol_loss(p: Tensor, z: Tensor) -> Tensor:
-    """``mean_i (2 - 2 cos(p_i, z_i))``: squared distance of the normalised vectors; ``z`` is detached."""
+def byol_loss(p: Tensor, z: Tensor, reduction: Literal["mean", "none"] = "mean") -> Tensor:
+    """``mean_i (2 - 2 cos(p_i, z_i))``: squared distance of the normalised vectors; ``z`` is detached.
+    ``reduction="none"``: the ``(B,)`` per-sample terms."""
     p = F.normalize(p.float(), dim=1)
     z = F.normalize(z.detach().float(), dim=1)
-    return (2 - 2 * (p * z).sum(dim=1)).mean()
+    per = 2 - 2 * (p * z).sum(dim=1)
+    return per if reduction == "none" else per.mean()
 
 
 class BYOL(Method):
@@ -39,6 +43,7 @@ class BYOL(Method):
         ("projector", "momentum_projector"),
     )
     momentum_schedule = "cosine"
+    per_sample_loss = True
 
     def __init__(
         self,
@@ -67,5 +72,6 @@ class BYOL(Method):
         with torch.no_grad():
             t1 = self.momentum_projector(self.momentum_backbone(views[0]))
             t2 = self.momentum_projector(self.momentum_backbone(views[1]))
-        loss = byol_loss(p1, t2) + byol_loss(p2, t1)
-        return MethodOutput(loss, [y1, y2], {"byol/z_std": normalized_std(z1)})
+        # row v: the term whose online branch sees view v; x2 because the loss sums the two directions
+        per = 2 * torch.stack([byol_loss(p1, t2, "none"), byol_loss(p2, t1, "none")])
+        return MethodOutput(per.mean(), [y1, y2], {"byol/z_std": normalized_std(z1)}, per_sample=per)

@@ -27,6 +27,8 @@ class Method(nn.Module):
     * ``fixed_lr_modules``: sub-modules kept at a constant lr (SimSiam's predictor, Chen & He, 2021, Sec. 4.4).
     * ``views_needed``: the least number of augmented views the loss uses; the configuration check
       (:mod:`augself.config_checks`) rejects an ``augment.views`` list with fewer.
+    * ``per_sample_loss``: ``forward`` fills :attr:`MethodOutput.per_sample` (a learned crop needs it; the
+      configuration check rejects ``augment.learned.crop`` for a method without it).
 
     Instance attribute ``momentum``: the base EMA coefficient tau (read only when ``momentum_pairs`` is set).
     """
@@ -35,6 +37,7 @@ class Method(nn.Module):
     momentum_schedule: ClassVar[Schedule] = "const"
     fixed_lr_modules: ClassVar[tuple[str, ...]] = ()
     views_needed: ClassVar[int] = 2
+    per_sample_loss: ClassVar[bool] = False
     momentum: float = 0.0
     backbone: nn.Module
 

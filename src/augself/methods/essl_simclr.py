@@ -16,32 +16,41 @@ It differs from AugSelf's SimCLR (:mod:`augself.methods.simclr`) in the loss and
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from augself.methods.contract import Method
 from augself.methods.output import MethodOutput
-from augself.methods.utils import gather_with_grad, normalized_std
+from augself.methods.utils import gather_with_grad, local_rows, normalized_std
 from augself.models.backbones import Backbone
 from augself.models.mlp import mlp
 
 
-def essl_info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
+def essl_info_nce(
+    z1: Tensor, z2: Tensor, temperature: float = 0.5, reduction: Literal["mean", "none"] = "mean"
+) -> Tensor:
     """Symmetrised cross-view InfoNCE of E-SSL: the mean over both directions of
     ``-log(exp(c_ii / T) / sum_j exp(c_ij / T))`` with ``c_ij`` the cosine of ``z_a[i]`` and ``z_b[j]``.
 
     ``z1``, ``z2``: ``(B, D)`` projections of the two views (normalised here, in float32).
+    ``reduction="none"``: the ``(2, B)`` per-anchor losses (row v: anchors of view v), whose mean is the loss.
     """
     a = F.normalize(z1.float(), dim=1)
     b = F.normalize(z2.float(), dim=1)
     logits = a @ b.T / temperature
     labels = torch.arange(a.shape[0], device=a.device)
+    if reduction == "none":
+        return torch.stack([F.cross_entropy(x, labels, reduction="none") for x in (logits, logits.T)])
     return F.cross_entropy(logits, labels) / 2 + F.cross_entropy(logits.T, labels) / 2
 
 
 class ESSLSimCLR(Method):
     """E-SSL's SimCLR: backbone + BN projector, cross-view InfoNCE (see the module docstring)."""
+
+    per_sample_loss = True
 
     def __init__(
         self,
@@ -75,5 +84,6 @@ class ESSLSimCLR(Method):
         # one backbone pass per view, as the reference (BatchNorm statistics per view)
         y1, y2 = self.backbone(views[0]), self.backbone(views[1])
         z1, z2 = self.projector(y1), self.projector(y2)
-        loss = essl_info_nce(gather_with_grad(z1), gather_with_grad(z2), self.temperature)
-        return MethodOutput(loss, [y1, y2], {"essl_simclr/z_std": normalized_std(z1)})
+        per = essl_info_nce(gather_with_grad(z1), gather_with_grad(z2), self.temperature, reduction="none")
+        local = torch.stack([local_rows(per[0], z1.shape[0]), local_rows(per[1], z1.shape[0])])
+        return MethodOutput(per.mean(), [y1, y2], {"essl_simclr/z_std": normalized_std(z1)}, per_sample=local)

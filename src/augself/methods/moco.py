@@ -28,17 +28,21 @@ from augself.models.backbones import Backbone
 from augself.models.mlp import mlp
 
 
-def moco_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float = 0.2) -> Tensor:
+def moco_loss(
+    q: Tensor, k: Tensor, queue: Tensor, temperature: float = 0.2, reduction: Literal["mean", "none"] = "mean"
+) -> Tensor:
     """InfoNCE: positive ``<q_i, k_i>`` against negatives ``<q_i, queue[:, j]>``, all divided by T.
 
     ``q``, ``k``: ``(B, D)`` (normalised here); ``queue``: ``(D, K)`` of unit-norm negatives.
+    ``reduction="none"``: the ``(B,)`` per-query losses.
     """
     q = F.normalize(q.float(), dim=1)
     k = F.normalize(k.float(), dim=1)
     l_pos = (q * k).sum(dim=1, keepdim=True)
     l_neg = q @ queue.float()
     logits = torch.cat([l_pos, l_neg], dim=1) / temperature
-    return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
+    targets = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
+    return F.cross_entropy(logits, targets, reduction=reduction)
 
 
 class MoCo(Method):
@@ -48,6 +52,7 @@ class MoCo(Method):
         ("backbone", "momentum_backbone"),
         ("projector", "momentum_projector"),
     )
+    per_sample_loss = True
     queue: Tensor
     queue_ptr: Tensor
 
@@ -100,7 +105,9 @@ class MoCo(Method):
         with torch.no_grad():
             y2 = self.momentum_backbone(views[1])
             k = self.momentum_projector(y2)
-        loss = moco_loss(q, k, self.queue.clone().detach(), self.temperature)
+        per = moco_loss(q, k, self.queue.clone().detach(), self.temperature, reduction="none")
         if self.training:
             self._enqueue(k if self.enqueue == "key" else q)
-        return MethodOutput(loss, [y1, y2.detach()], {"moco/z_std": normalized_std(q)})
+        # a query's loss is that of its pair: the query view (row 0) and the key view (row 1) share it
+        pair = torch.stack([per, per])
+        return MethodOutput(per.mean(), [y1, y2.detach()], {"moco/z_std": normalized_std(q)}, per_sample=pair)

@@ -6,32 +6,42 @@ the 2B embeddings with the self-similarity masked. Under DDP the embeddings are 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from augself.methods.contract import Method
 from augself.methods.output import MethodOutput
-from augself.methods.utils import gather_with_grad, normalized_std
+from augself.methods.utils import gather_with_grad, local_rows, normalized_std
 from augself.models.backbones import Backbone
 from augself.models.mlp import mlp
 
 
-def simclr_loss(z1: Tensor, z2: Tensor, temperature: float = 0.2) -> Tensor:
+def simclr_loss(
+    z1: Tensor, z2: Tensor, temperature: float = 0.2, reduction: Literal["mean", "none"] = "mean"
+) -> Tensor:
     """NT-Xent: for each of the 2B embeddings, cross-entropy of its positive among the other 2B - 1.
 
-    ``z1``, ``z2``: ``(B, D)`` projections of the two views (normalised here). Mean over the 2B anchors.
+    ``z1``, ``z2``: ``(B, D)`` projections of the two views (normalised here). Mean over the 2B anchors;
+    ``reduction="none"``: the ``(2, B)`` per-anchor losses, row v for the anchors of view v (InstaAug's
+    ``loss_predictor = model(samples, mean=False)``, ``examples/self-supervised/methods/contrastive.py:8-27``).
     """
     z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
     n = z1.shape[0]
     logits = z @ z.T / temperature
     logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    if reduction == "none":
+        return F.cross_entropy(logits, targets, reduction="none").view(2, n)
     return F.cross_entropy(logits, targets)
 
 
 class SimCLR(Method):
     """SimCLR: backbone + projector, NT-Xent between the two views."""
+
+    per_sample_loss = True
 
     def __init__(
         self,
@@ -53,5 +63,6 @@ class SimCLR(Method):
     def forward(self, views: list[Tensor], labels: Tensor | None = None) -> MethodOutput:
         y1, y2 = self.backbone(views[0]), self.backbone(views[1])
         z1, z2 = self.projector(y1), self.projector(y2)
-        loss = simclr_loss(gather_with_grad(z1), gather_with_grad(z2), self.temperature)
-        return MethodOutput(loss, [y1, y2], {"simclr/z_std": normalized_std(z1)})
+        per = simclr_loss(gather_with_grad(z1), gather_with_grad(z2), self.temperature, reduction="none")
+        local = torch.stack([local_rows(per[0], z1.shape[0]), local_rows(per[1], z1.shape[0])])
+        return MethodOutput(per.mean(), [y1, y2], {"simclr/z_std": normalized_std(z1)}, per_sample=local)

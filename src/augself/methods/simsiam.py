@@ -10,6 +10,9 @@ stop-gradient on the targets.
 
 from __future__ import annotations
 
+from typing import Literal
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -20,17 +23,22 @@ from augself.models.backbones import Backbone
 from augself.models.mlp import mlp
 
 
-def simsiam_loss(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor) -> Tensor:
-    """``-(cos(p1, sg(z2)) + cos(p2, sg(z1))) / 2``, each cosine averaged over the batch (in [-1, 1])."""
-    c12 = F.cosine_similarity(p1.float(), z2.detach().float(), dim=1).mean()
-    c21 = F.cosine_similarity(p2.float(), z1.detach().float(), dim=1).mean()
-    return -(c12 + c21) / 2
+def simsiam_loss(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor, reduction: Literal["mean", "none"] = "mean") -> Tensor:
+    """``-(cos(p1, sg(z2)) + cos(p2, sg(z1))) / 2``, each cosine averaged over the batch (in [-1, 1]).
+    ``reduction="none"``: the ``(2, B)`` terms ``[-cos(p1_i, sg(z2_i)), -cos(p2_i, sg(z1_i))]`` (row v: the
+    prediction from view v), whose mean is the loss."""
+    c12 = F.cosine_similarity(p1.float(), z2.detach().float(), dim=1)
+    c21 = F.cosine_similarity(p2.float(), z1.detach().float(), dim=1)
+    if reduction == "none":
+        return -torch.stack([c12, c21])
+    return -(c12.mean() + c21.mean()) / 2
 
 
 class SimSiam(Method):
     """SimSiam: backbone + projector + predictor, no negatives, no momentum encoder."""
 
     fixed_lr_modules = ("predictor",)
+    per_sample_loss = True
 
     def __init__(
         self,
@@ -55,5 +63,5 @@ class SimSiam(Method):
         y1, y2 = self.backbone(views[0]), self.backbone(views[1])
         z1, z2 = self.projector(y1), self.projector(y2)
         p1, p2 = self.predictor(z1), self.predictor(z2)
-        loss = simsiam_loss(p1, p2, z1, z2)
-        return MethodOutput(loss, [y1, y2], {"simsiam/z_std": normalized_std(z1)})
+        per = simsiam_loss(p1, p2, z1, z2, reduction="none")
+        return MethodOutput(per.mean(), [y1, y2], {"simsiam/z_std": normalized_std(z1)}, per_sample=per)

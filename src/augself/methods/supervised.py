@@ -6,6 +6,8 @@ supervised rows). Needs labels for every sample.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -15,15 +17,18 @@ from augself.methods.output import MethodOutput
 from augself.models.backbones import Backbone
 
 
-def supervised_loss(logits: list[Tensor], labels: Tensor) -> Tensor:
-    """Mean over views of ``cross_entropy(logits_v, labels)``."""
-    return torch.stack([F.cross_entropy(x.float(), labels) for x in logits]).mean()
+def supervised_loss(logits: list[Tensor], labels: Tensor, reduction: Literal["mean", "none"] = "mean") -> Tensor:
+    """Mean over views of ``cross_entropy(logits_v, labels)``; ``reduction="none"``: the ``(V, B)`` per-view,
+    per-sample cross-entropies (their mean is the loss)."""
+    per = torch.stack([F.cross_entropy(x.float(), labels, reduction="none") for x in logits])
+    return per if reduction == "none" else per.mean()
 
 
 class Supervised(Method):
     """Backbone + linear classifier trained with labels on all views (one view is enough)."""
 
     views_needed = 1
+    per_sample_loss = True
 
     def __init__(self, backbone: Backbone, *, num_classes: int | None = None) -> None:
         super().__init__()
@@ -43,6 +48,6 @@ class Supervised(Method):
             )
         ys = [self.backbone(v) for v in views]
         logits = [self.classifier(y) for y in ys]
-        loss = supervised_loss(logits, labels)
+        per = supervised_loss(logits, labels, reduction="none")
         acc = (logits[0].argmax(1) == labels).float().mean()
-        return MethodOutput(loss, ys[:2], {"supervised/acc": acc.detach()})
+        return MethodOutput(per.mean(), ys[:2], {"supervised/acc": acc.detach()}, per_sample=per)

@@ -70,25 +70,32 @@ def swav_loss(
     iters: int = 3,
     n_assign: int = 2,
     assign_reduction: str = "sum",
+    reduction: str = "mean",
 ) -> Tensor:
     """Swapped prediction: codes of view ``i < n_assign`` (Sinkhorn, no grad) are predicted from every other
     view ``j`` by ``softmax(scores_j / T)``; cross-entropies averaged over ``j``, then summed over ``i``
     (``assign_reduction="sum"``, the AugSelf reference ``trainers.py`` lines 371-373) or averaged
-    (``"mean"``, SwAV's ``main_swav.py``). With two views, "sum" is ``CE(q1, p2) + CE(q2, p1)``."""
+    (``"mean"``, SwAV's ``main_swav.py``). With two views, "sum" is ``CE(q1, p2) + CE(q2, p1)``.
+
+    ``reduction="none"``: ``(V, B)``, row ``j`` the per-sample cross-entropies of view ``j``'s predictions (given the
+    batch's codes), scaled so that their mean is the loss."""
     if assign_reduction not in ASSIGN_REDUCTIONS:
         raise ValueError(f"assign_reduction must be one of {', '.join(ASSIGN_REDUCTIONS)}, got {assign_reduction!r}")
-    total = scores[0].new_zeros((), dtype=torch.float32)
+    rows = [scores[0].new_zeros(scores[0].shape[0], dtype=torch.float32) for _ in scores]
     for i in range(n_assign):
         q = sinkhorn(scores[i], eps, iters)
         others = [j for j in range(len(scores)) if j != i]
-        log_p = [F.log_softmax(scores[j].float() / temperature, dim=1) for j in others]
-        sub = sum(-(q * lp).sum(dim=1).mean() for lp in log_p)
-        total = total + sub / len(others)
-    return total if assign_reduction == "sum" else total / n_assign
+        for j in others:
+            ce = -(q * F.log_softmax(scores[j].float() / temperature, dim=1)).sum(dim=1)
+            rows[j] = rows[j] + ce / len(others)
+    per = torch.stack(rows) * (len(scores) if assign_reduction == "sum" else len(scores) / n_assign)
+    return per if reduction == "none" else per.mean()
 
 
 class SwAV(Method):
     """SwAV: online clustering of projections onto learnable prototypes with swapped prediction."""
+
+    per_sample_loss = True
 
     def __init__(
         self,
@@ -142,7 +149,13 @@ class SwAV(Method):
         ys = [self.backbone(v) for v in views]
         zs = [F.normalize(self.projector(y), dim=1) for y in ys]
         scores = [self.prototypes(z) for z in zs]
-        loss = swav_loss(
-            scores, self.temperature, self.sinkhorn_eps, self.sinkhorn_iters, 2, assign_reduction=self.assign_reduction
+        per = swav_loss(
+            scores,
+            self.temperature,
+            self.sinkhorn_eps,
+            self.sinkhorn_iters,
+            2,
+            assign_reduction=self.assign_reduction,
+            reduction="none",
         )
-        return MethodOutput(loss, ys[:2], {"swav/z_std": normalized_std(zs[0])})
+        return MethodOutput(per.mean(), ys[:2], {"swav/z_std": normalized_std(zs[0])}, per_sample=per)

@@ -57,6 +57,14 @@ def gather_no_grad(x: Tensor) -> Tensor:
     return torch.cat(out, dim=0)
 
 
+def local_rows(x: Tensor, n: int) -> Tensor:
+    """This rank's ``n`` rows of a tensor gathered by :func:`gather_with_grad` (``x`` itself when not distributed)."""
+    if not is_distributed():
+        return x
+    rank = dist.get_rank()
+    return x[rank * n : (rank + 1) * n]
+
+
 @torch.no_grad()
 def normalized_std(z: Tensor) -> Tensor:
     """Mean per-dimension std of L2-normalised embeddings; ~1/sqrt(dim) when healthy, 0 when collapsed
