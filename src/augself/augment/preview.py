@@ -90,7 +90,7 @@ def render_preview(
     titles = list(titles) if titles is not None else [f"view {k + 1}" for k in range(n_views)]
     if len(titles) != n_views:
         raise ValueError(f"render_preview got {len(titles)} titles for {n_views} views")
-    p1, p2 = views[0][1], views[1][1]
+    p1, p2 = views[0].params, views[1].params
     cfg1, cfg2 = augmenter.views[0], augmenter.views[1]
     targets = relative_targets(p1, p2, preview_targets((cfg1, cfg2)) if names is None else names)
 
@@ -106,15 +106,15 @@ def render_preview(
         ax0, ax_text = axes[0], axes[-1]
         ax0.imshow(src[r].clamp(0, 1).permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray")
         s_top, s_left, s_h, s_w = sc[r].tolist() if sc is not None else (0.0, 0.0, 1.0, 1.0)
-        for k, (_, p) in enumerate(views):
-            t, le, h, w = p.crop[r].tolist()
+        for k, v in enumerate(views):
+            t, le, h, w = v.params.crop[r].tolist()
             t, le, h, w = (t - s_top) / s_h, (le - s_left) / s_w, h / s_h, w / s_w
             box = Rectangle(
                 (le * W - 0.5, t * H - 0.5), w * W, h * H, fill=False, color=_BOX_COLOURS[k % len(_BOX_COLOURS)], lw=1.5
             )
             ax0.add_patch(box)
-        for ax, (x, _), cfg in zip(axes[1:-1], views, augmenter.views, strict=True):
-            ax.imshow(_display(x[r], cfg).squeeze(-1).numpy(), cmap="gray")
+        for ax, v, cfg in zip(axes[1:-1], views, augmenter.views, strict=True):
+            ax.imshow(_display(v.image[r], cfg).squeeze(-1).numpy(), cmap="gray")
         for ax, title in zip(axes[:-1], ["source", *titles], strict=True):
             ax.set_xticks([])
             ax.set_yticks([])
@@ -124,7 +124,7 @@ def render_preview(
         tgt = "\n".join(
             f"{k}: {_fmt(v[r])}" if v.dtype.is_floating_point else f"{k}: {int(v[r])}" for k, v in targets.items()
         )
-        records = "\n".join(f"{title}: {describe(p, r)}" for title, (_, p) in zip(titles, views, strict=True))
+        records = "\n".join(f"{title}: {describe(v.params, r)}" for title, v in zip(titles, views, strict=True))
         text = f"{learned_text[r]}{records}\ntargets (1 - 2):\n{tgt}"
         ax_text.text(0.0, 1.0, text, va="top", ha="left", fontsize=6.5, family="monospace", transform=ax_text.transAxes)
     fig.tight_layout()
