@@ -43,6 +43,8 @@ class LearnedDraw:
     """(B,) log-probability of the discrete choices (the crop); zeros when no family is discrete."""
     entropy: dict[str, Tensor] = field(default_factory=dict)
     """family -> (B,) entropy as the reference defines it (crop: nats; angle, colour: the range widths)."""
+    crop_index: Tensor | None = None
+    """(B,) the drawn crop candidates (rows of :func:`.crop.candidate_table`); None without a learned crop."""
 
 
 @dataclass
@@ -146,29 +148,32 @@ class LearnedAugment(nn.Module):
     ) -> LearnedDraw:
         """Draw every learned family's values into ``params`` (in place) from ``generator``, families in the order
         crop, angle, colour; ``source_crop`` (B, 4): the original-image region the batch shows (the crop is
-        recorded in the original's frame; None: the batch is the original)."""
+        recorded in the original's frame; None: the batch is the original). Angle and colour records are float32
+        (float64 for a float64 module: gradient checks) and carry gradient."""
         B = len(dists)
         if len(params) != B:
             raise ValueError(f"params are for {len(params)} samples but the distributions for {B}")
         dev = params.device
         logprob: Tensor | None = None
+        crop_index: Tensor | None = None
+        rec = torch.float64 if self.net.conv1.weight.dtype == torch.float64 else torch.float32
         if self.cfg.crop is not None and dists.crop_logp is not None:
-            box, lp, _ = crop_fam.sample_crop_boxes(
+            box, lp, crop_index = crop_fam.sample_crop_boxes(
                 dists.crop_logp, self.crop_table, dists.input_size, generator, self.cfg.crop.jitter
             )
             params.crop = compose_crop(box.to(dev), source_crop.to(dev) if source_crop is not None else None)
             logprob = lp
         if self.cfg.angle is not None and dists.angle_lo is not None and dists.angle_hi is not None:
             theta = angle_fam.sample_angle(dists.angle_lo, dists.angle_hi, generator)
-            params.angle = theta.to(device=dev, dtype=torch.float32)
+            params.angle = theta.to(device=dev, dtype=rec)
         if self.cfg.color is not None and dists.color_lo is not None and dists.color_hi is not None:
             delta = color_fam.sample_delta(dists.color_lo, dists.color_hi, generator)
-            params.color = color_fam.color_record(delta, self.cfg.color).to(device=dev, dtype=torch.float32)
+            params.color = color_fam.color_record(delta, self.cfg.color).to(device=dev, dtype=rec)
             params.color_applied = torch.ones(B, dtype=torch.bool, device=dev)
         if logprob is None:
             ref = next(iter(dists.entropy().values()))
             logprob = ref.new_zeros(B)
-        return LearnedDraw(logprob=logprob, entropy=dists.entropy())
+        return LearnedDraw(logprob=logprob, entropy=dists.entropy(), crop_index=crop_index)
 
     @torch.no_grad()
     def summary(self, images: Tensor) -> dict[str, Tensor]:
