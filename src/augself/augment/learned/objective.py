@@ -57,7 +57,10 @@ class LearnedObjective(nn.Module):
         for f in self.families:
             ent = getattr(cfg, f).entropy
             self.register_buffer(f"{f}_weight", torch.tensor(float(ent.weight), dtype=torch.float64))
-            self.register_buffer(f"{f}_start", torch.tensor(math.nan, dtype=torch.float64))
+            # start entropy of the target ramp, valid once `started` (a NaN sentinel would fail the checkpoint's
+            # finite-weights check, augself.train.checkpointing.first_non_finite)
+            self.register_buffer(f"{f}_start", torch.tensor(0.0, dtype=torch.float64))
+            self.register_buffer(f"{f}_started", torch.tensor(False))
             # entropy_bounds controller: net steps taken, side of the last epoch (-1 below, 0 inside, 1 above),
             # the last epoch's entropy (scheduler.py: status, small_or_large, last_value = 0 at first)
             self.register_buffer(f"{f}_status", torch.tensor(0, dtype=torch.long))
@@ -74,7 +77,7 @@ class LearnedObjective(nn.Module):
         if ent.target is None:
             return None
         r = 1.0 if ent.ramp_epochs <= 0 else min(1.0, max(0.0, float(epoch)) / ent.ramp_epochs)
-        start = float(getattr(self, f"{family}_start"))
+        start = float(getattr(self, f"{family}_start")) if bool(getattr(self, f"{family}_started")) else math.nan
         return ent.target * r + start * (1.0 - r) if r < 1.0 else float(ent.target)
 
     def forward(
@@ -98,9 +101,10 @@ class LearnedObjective(nn.Module):
             w = self.weight(f)
             ent = getattr(self.cfg, f).entropy
             if ent.target is not None:
-                start = getattr(self, f"{f}_start")
-                if torch.isnan(start):
-                    start.fill_(float(h.detach()))
+                started = getattr(self, f"{f}_started")
+                if not bool(started):
+                    getattr(self, f"{f}_start").fill_(float(h.detach()))
+                    started.fill_(True)
                 t = self.target(f, epoch)
                 assert t is not None
                 loss = loss + w * (h - t) ** 2
