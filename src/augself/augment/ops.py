@@ -226,6 +226,9 @@ def adjust_hue(x: Tensor, factor: Tensor) -> Tensor:
     # wrap to [0, 6): u = h - 6 floor(h / 6) (the colour function is continuous and 6-periodic)
     h.sub_(torch.mul(h, 1.0 / 6.0).floor_().mul_(6.0))
     t = torch.sub(h.unsqueeze(1), _HUE_OFFSETS.to(h)).abs_().clamp_(1.0, 2.0).sub_(1.0)
+    if t.requires_grad:  # autograd: the same two addcmul, without out= (which autograd does not support)
+        first = torch.addcmul(minc, delta, t[:, 0]).unsqueeze(1)
+        return torch.cat((first, torch.addcmul(maxc.unsqueeze(1), delta.unsqueeze(1), t[:, 1:], value=-1.0)), dim=1)
     out = torch.empty_like(x)
     torch.addcmul(minc, delta, t[:, 0], out=out[:, 0])
     torch.addcmul(maxc.unsqueeze(1), delta.unsqueeze(1), t[:, 1:], value=-1.0, out=out[:, 1:])
@@ -292,9 +295,12 @@ def color_jitter(
     brightness-contrast-or-saturation (all three are blends, sharing one grayscale pass), HSV saturation (with
     ``saturation="hsv"``, which takes saturation out of the blend) and hue. Ops whose factor equals the
     identity are skipped, as torchvision skips ops with a zero range. Samples with ``apply`` false are
-    untouched. ``inplace`` allows overwriting ``x``.
+    untouched. ``inplace`` allows overwriting ``x``. Grad-carrying ``factors`` (or ``x``) take an out-of-place,
+    differentiable path (:func:`_color_jitter_autograd`; ``inplace`` is then ignored).
     """
     _check_saturation(saturation)
+    if torch.is_grad_enabled() and (factors.requires_grad or x.requires_grad):
+        return _color_jitter_autograd(x, factors, order, apply, saturation)
     hsv = saturation == "hsv"
     factors = factors.to(device=x.device, dtype=torch.float32)
     order = order.to(x.device)
@@ -318,6 +324,35 @@ def color_jitter(
     return x
 
 
+def _color_jitter_autograd(x: Tensor, factors: Tensor, order: Tensor, apply: Tensor, saturation: str) -> Tensor:
+    """:func:`color_jitter` for grad-carrying factors or images (a learned colour sampler, reparameterised as
+    InstaAug's colour family, NingMiao/InstaAug ``distribution.py`` lines 361-396): out of place, in ``x``'s
+    dtype, each op on its subset through :func:`adjust_brightness` ... :func:`adjust_hue` and gathered back with
+    an out-of-place ``index_put``. Ops at their identity factor still run (exactly or up to float rounding the
+    identity), so their derivative there is kept; the values equal the fast path's up to float rounding."""
+    fns = (
+        adjust_brightness,
+        adjust_contrast,
+        adjust_saturation_hsv if saturation == "hsv" else adjust_saturation,
+        adjust_hue,
+    )
+    factors = factors.to(device=x.device, dtype=x.dtype)
+    order = order.to(x.device)
+    apply = apply.to(x.device)
+    for pos in range(4):
+        op = order[:, pos]
+        f = factors.gather(1, op.unsqueeze(1)).squeeze(1)
+        for k, fn in enumerate(fns):
+            if k >= 2 and x.shape[1] == 1:  # saturation and hue are the identity on one channel
+                continue
+            idx = (apply & (op == k)).nonzero().squeeze(1)
+            if idx.numel() == x.shape[0]:
+                x = fn(x, f)
+            elif idx.numel():
+                x = x.index_put((idx,), fn(x.index_select(0, idx), f.index_select(0, idx)))
+    return x
+
+
 def hue_slot(factors: Tensor, order: Tensor, apply: Tensor, channels: int) -> Tensor:
     """(B,) position (0-3) at which each sample's jitter rotates the hue; 4 when jitter is applied without
     an active hue step (zero shift or one channel), 5 when jitter is not applied (see :func:`color_jitter`)."""
@@ -334,6 +369,9 @@ def color_jitter_same_slot(x: Tensor, factors: Tensor, order: Tensor, slot: int,
     ``saturation="hsv"`` the samples whose op is saturation run :func:`adjust_saturation_hsv` instead (on their
     subset; the whole chunk when the colour-op order is drawn per batch)."""
     _check_saturation(saturation)
+    if torch.is_grad_enabled() and (factors.requires_grad or x.requires_grad):  # every sample is jittered here
+        applied = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        return _color_jitter_autograd(x, factors, order, applied, saturation)
     hsv = saturation == "hsv" and x.shape[1] > 1
     factors = factors.to(device=x.device, dtype=torch.float32)
     order = order.to(x.device)
