@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import colorsys
+import math
 
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from torchvision.transforms import InterpolationMode
 
 from augself.augment import AugmentConfig, Augmenter, ViewConfig, ViewParams, ops, sample_params
 
-OFF = {"flip_p": 0.0, "color_p": 0.0, "gray_p": 0.0, "blur_p": 0.0, "sol_p": 0.0, "rot_p": 0.0, "sharp_p": 0.0}
+OFF = {
+    "flip_p": 0.0,
+    "color_p": 0.0,
+    "gray_p": 0.0,
+    "blur_p": 0.0,
+    "sol_p": 0.0,
+    "rot_p": 0.0,
+    "sharp_p": 0.0,
+    "angle_p": 0.0,
+}
 
 
 def pipeline_atol(image: torch.Tensor) -> float:
@@ -65,6 +76,8 @@ def slow_view(img: torch.Tensor, p: ViewParams, b: int, cfg: ViewConfig, source_
         x = TF.rotate(x, 90.0 * int(p.rot[b]))
     if p.sharp[b] != 1:
         x = TF.adjust_sharpness(x, float(p.sharp[b]))
+    if p.angle[b] != 0:  # counter-clockwise about the centre, bilinear; fill=None is plain zero padding
+        x = TF.rotate(x, math.degrees(float(p.angle[b])), interpolation=InterpolationMode.BILINEAR)
     if cfg.normalize:
         mean, std = list(cfg.mean), list(cfg.std)
         if C == 1 and len(mean) == 3:
@@ -99,8 +112,9 @@ def _images(b: int = 6, c: int = 3, h: int = 37, w: int = 29, seed: int = 0) -> 
         {"sol_p": 1.0},
         {"rot_p": 1.0},
         {"sharp_p": 1.0},
+        {"angle_p": 1.0},
     ],
-    ids=["crop", "flip", "color", "gray", "blur", "sol", "rot", "sharp"],
+    ids=["crop", "flip", "color", "gray", "blur", "sol", "rot", "sharp", "angle"],
 )
 def test_each_op_alone_is_reproduced(only: dict) -> None:
     aug = Augmenter(AugmentConfig.symmetric(2, size=17, **{**OFF, **only}))
@@ -117,6 +131,7 @@ def test_each_op_alone_is_reproduced(only: dict) -> None:
             "sol_p": "sol",
             "rot_p": "rot",
             "sharp_p": "sharp",
+            "angle_p": "angle",
         }[name]
         fired = views[0].params.__dict__[field]
         assert (fired != 1).all() if field == "sharp" else fired.bool().all() or field == "rot"
@@ -136,7 +151,14 @@ def test_random_compositions_are_reproduced(
     seed: int, channels: int, hw: tuple[int, int], size: int, strength: float, uint8: bool, normalize: bool
 ) -> None:
     cfg = ViewConfig(
-        size=size, color_strength=strength, sol_p=0.5, rot_p=0.5, blur_p=0.5, sharp_p=0.5, normalize=normalize
+        size=size,
+        color_strength=strength,
+        sol_p=0.5,
+        rot_p=0.5,
+        blur_p=0.5,
+        sharp_p=0.5,
+        angle_p=0.5,
+        normalize=normalize,
     )
     aug = Augmenter(AugmentConfig(views=[cfg, cfg.with_(flip_p=0.9, color_p=1.0)]))
     x = _images(5, channels, *hw, seed=seed % 1000)
@@ -288,11 +310,13 @@ def test_view_index_and_param_length_errors() -> None:
 
 
 @pytest.mark.parametrize(
-    "field", ["crop", "flip", "color_perm", "color", "blur_sigma", "sol_threshold", "rot", "gray", "sharp"]
+    "field", ["crop", "flip", "color_perm", "color", "blur_sigma", "sol_threshold", "rot", "gray", "sharp", "angle"]
 )
 def test_wrong_record_is_detected(field: str) -> None:
     """Negative control: corrupting any recorded field makes the slow path disagree."""
-    cfg = ViewConfig(size=16, flip_p=0.5, color_p=1.0, gray_p=0.5, blur_p=1.0, sol_p=1.0, rot_p=1.0, sharp_p=1.0)
+    cfg = ViewConfig(
+        size=16, flip_p=0.5, color_p=1.0, gray_p=0.5, blur_p=1.0, sol_p=1.0, rot_p=1.0, sharp_p=1.0, angle_p=1.0
+    )
     aug = Augmenter(AugmentConfig(views=[cfg]))
     x = _images(8)
     views = aug(x, generator=torch.Generator().manual_seed(11))
@@ -308,6 +332,7 @@ def test_wrong_record_is_detected(field: str) -> None:
         "rot": (d["rot"] + 1) % 4,
         "gray": ~d["gray"],
         "sharp": torch.where(d["sharp"] > 1, d["sharp"] - 0.8, d["sharp"] + 0.8),
+        "angle": d["angle"] + 0.3,
     }[field]
     corrupted = ViewParams(cfg=p.cfg, **{**d, field: bad})
     with pytest.raises(AssertionError):
