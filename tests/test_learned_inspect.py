@@ -170,3 +170,69 @@ def test_report_section_and_png(tmp_path: Path) -> None:
     assert learned_markdown({"runs": [{"name": "plain"}]}) == ""
     assert plot_learned({"runs": [{"name": "plain"}]}, tmp_path / "none.png") is None
     assert not (tmp_path / "none.png").exists()
+
+
+def _learned_run(root: Path, size: int = 16) -> Path:
+    """A run folder as ``augself pretrain`` leaves it with ``augment.learned``: config.yaml, backbone.pt and the
+    constant module saved as learned.pt (augself.augment.learned.io format)."""
+    from augself.augment.learned.io import save_learned
+    from augself.models.backbones import build_backbone, save_backbone
+
+    run = root / "run"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(
+        "method: simclr\n"
+        f"data: {{name: synthetic_orientation, size: {size}}}\n"
+        f"augment:\n  size: {size}\n  angle_p: 1.0\n"
+        f"  learned: {{crop: {{grid: {GRID}}}, angle: {{}}, color: {{brightness: 0.8}}}}\n"
+    )
+    torch.manual_seed(0)
+    save_backbone(build_backbone("small_cnn", widths=(4, 8, 8, 16)), run / "backbone.pt")
+    save_learned(_constant_module(size), run / "learned.pt")
+    return run
+
+
+def test_cli_preview_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from augself.cli import main
+
+    run = _learned_run(tmp_path)
+    out = tmp_path / "pv" / "p.png"
+    assert main(["preview", "--run", str(run), "--out", str(out), "--pairs", "2"]) == 0
+    printed = capsys.readouterr().out.split()
+    crop = tmp_path / "pv" / "p-crop.png"
+    assert str(out) in printed and str(crop) in printed
+    assert out.read_bytes()[:8] == PNG and crop.read_bytes()[:8] == PNG
+    # a run without learned.pt, a clash with --config: one line, exit 2, nothing written
+    (run / "learned.pt").unlink()
+    assert main(["preview", "--run", str(run), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "has no learned.pt" in err and "--config" in err and len(err.strip().splitlines()) == 1
+    assert main(["preview", "--run", str(run), "--config", "c.yaml", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--run previews the run's own config" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_awareness_report_of_a_learned_run(tmp_path: Path) -> None:
+    import json
+
+    from augself.eval.awareness import run_awareness
+
+    e = _expected()
+    run = _learned_run(tmp_path)
+    out = tmp_path / "aw"
+    run_awareness(
+        [run], "synthetic_orientation", out, n=12, device="cpu", progress=False, augmentations=("flip",), probe_steps=5
+    )
+    assert {p.name for p in out.iterdir()} == {
+        "awareness.json",
+        "awareness.md",
+        "awareness.png",
+        "awareness-learned.png",
+    }
+    learned = json.loads((out / "awareness.json").read_text())["runs"][0]["learned"]
+    names = [g["name"] for g in learned["groups"]]
+    assert names == ["star", "crescent", "heart-up", "heart-down", "arrow-up", "arrow-down"]  # the eval set's classes
+    assert sum(g["n"] for g in learned["groups"]) == 12 and learned["image_size"] == 16
+    assert learned["groups"][2]["stats"]["angle_lo_deg"]["mean"] == pytest.approx(e["angle_lo_deg"], rel=1e-5)
+    md = (out / "awareness.md").read_text()
+    assert "## Learned augmentation ranges" in md and f"| heart-up | 2 | {e['angle_lo_deg']:.2f} ± 0.00 |" in md

@@ -22,6 +22,7 @@ from augself.augment.specs.registry import preview_targets
 from augself.augment.targets import relative_targets
 from augself.config import PretrainConfig, load_config
 from augself.data import build_dataset
+from augself.data.registry import GENERATED
 from augself.essl import views_with_essl
 
 
@@ -139,12 +140,12 @@ def _load_preview_images(
 ) -> tuple[Tensor, Tensor]:
     """``n`` uint8 images (n, C, s, s) and their source crops from a dataset name or image-folder path.
 
-    The generated ``synthetic`` set is drawn with exactly ``n`` samples (fast); other datasets are read
-    through :func:`augself.data.build_dataset` (under ``root``; split ``all`` for one un-split folder, else
-    ``train``) and ``n`` samples are taken evenly spaced over the split, so several classes show up.
+    The generated sets (``synthetic``, ``synthetic_orientation``) are drawn with exactly ``n`` samples (fast); other
+    datasets are read through :func:`augself.data.build_dataset` (under ``root``; split ``all`` for one un-split
+    folder, else ``train``) and ``n`` samples are taken evenly spaced over the split, so several classes show up.
     """
-    if data == "synthetic":
-        ds = build_dataset("synthetic", "train", size=source_size, seed=seed, n=n)
+    if data in GENERATED:
+        ds = build_dataset(data, "train", size=source_size, seed=seed, n=n)
     else:
         try:
             ds = build_dataset(data, "all", size=source_size, root=root, seed=seed)

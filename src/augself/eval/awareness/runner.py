@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from augself.data.errors import CorruptImageError
-from augself.data.registry import build_dataset
+from augself.data.registry import GENERATED, build_dataset
 from augself.eval.awareness.learned import find_learned, learned_ranges
 from augself.eval.awareness.measure import awareness_report
 from augself.eval.backbone_loading import EVAL_INTERPOLATION, load_for_eval
@@ -47,7 +47,7 @@ def load_images(
     ``interpolation``: the resize filter of image files (as the evaluation's; generated images are made at ``size``).
     ``labels`` / ``classes``: when given, the images' labels (-1: unlabelled) and the split's class names are appended.
     """
-    kw: dict[str, Any] = {"n": int(n)} if data == "synthetic" else {}  # generate only what is used
+    kw: dict[str, Any] = {"n": int(n)} if data in GENERATED else {}  # generate only what is used
     ds = set_interpolation(build_dataset(data, split, size=int(size), root=root, seed=int(seed), **kw), interpolation)
     total = len(ds)  # type: ignore[arg-type]
     if total == 0:
