@@ -153,7 +153,7 @@ def test_per_view_colour_strength_gives_each_view_its_own_target() -> None:
     v1, v2 = ViewConfig(size=8, color_strength=0.5, color_p=1.0), ViewConfig(size=8, color_strength=2.0, color_p=1.0)
     aug = Augmenter(AugmentConfig(views=[v1, v2]))
     x = torch.randint(0, 256, (16, 3, 12, 12), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
-    (_, p1), (_, p2) = aug(x, generator=torch.Generator().manual_seed(2))
+    p1, p2 = (v.params for v in aug(x, generator=torch.Generator().manual_seed(2)))
     want12 = _colour_vector(p1, 0.5) - _colour_vector(p2, 2.0)
     got = relative_targets(p1, p2, ["color"])["color"]
     torch.testing.assert_close(got, want12, rtol=0, atol=1e-6)
