@@ -205,14 +205,15 @@ class Augmenter(nn.Module):
     @staticmethod
     def _apply_differentiable(images: Tensor, p: ViewParams, crop: Tensor | None, cfg: ViewConfig) -> Tensor:
         """The view's ops on a path that keeps the gradient of grad-carrying record fields (learned angle / colour):
-        one pass over the whole batch, colour jitter not in place, every later op on its own copy (ops may write
-        into their input, which autograd may have saved), normalisation out of place."""
+        one pass over the whole batch, colour jitter not in place, every later op on its own copy once the image
+        carries gradient (ops may write into their input, which autograd may have saved), normalisation out of
+        place."""
         x = _crop_resize(images, crop, cfg.size, p.flip)
         x = ops.color_jitter(
             x, p.color, p.color_perm, p.color_applied, inplace=False, saturation=cfg.color_saturation_mode
         )
         for spec in POST_OPS:
-            x = spec.apply(x.clone(), p, cfg)  # type: ignore[misc]
+            x = spec.apply(x.clone() if x.requires_grad else x, p, cfg)  # type: ignore[misc]
         return ops.normalize(x, cfg.mean, cfg.std) if cfg.normalize else x
 
     @staticmethod
