@@ -57,6 +57,8 @@ def test_crop_prior_and_candidate_geometry() -> None:
     want = torch.softmax(torch.tensor([0.0, 1.0, 3.0]), 0)
     torch.testing.assert_close(mass, want.expand(2, 3), atol=1e-6, rtol=0)
     table, _ = crop_fam.candidate_table(m.cfg.crop)
+    # paper-era jitter ranges of [2, 3, -1] ([ran] in the reference: mixmo_resnet_feature.py:319-330)
+    assert crop_fam.side_ranges([0.375, 0.75, 1.0]) == [(0.3, 0.5625), (0.5625, 0.875), (0.9375, 1.0)]
     # cell (row 3, col 4) of the 8x8 level: 48 px box centred on (28, 36) -> top 4, left 12
     box = crop_fam.boxes(table, torch.tensor([256 + 3 * 8 + 4, 256, 320, 5]), (64, 64))
     torch.testing.assert_close(

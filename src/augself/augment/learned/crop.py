@@ -56,10 +56,13 @@ def side_ranges(sides: list[float]) -> list[tuple[float, float]]:
     k = len(s)
     ranges: list[tuple[float, float]] = []
     for r in range(k):
-        lo = min(max(SMALLEST_JITTER_SIDE, s[0] - 0.1), s[0]) if r == 0 else (ranges[-1][1] + s[r]) / 2
         hi = s[r] if r == k - 1 else (s[r] + s[r + 1]) / 2
-        if r > 0 and r < k - 1:
+        if r == 0:
+            lo = min(max(SMALLEST_JITTER_SIDE, s[0] - 0.1), s[0])
+        elif r < k - 1:
             lo = (s[r - 1] + s[r]) / 2
+        else:
+            lo = (ranges[-1][1] + s[r]) / 2
         ranges.append((lo, max(lo, hi)))
     out: list[tuple[float, float]] = [(0.0, 0.0)] * k
     for r, i in enumerate(order):
