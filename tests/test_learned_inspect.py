@@ -181,9 +181,9 @@ def _learned_run(root: Path, size: int = 16) -> Path:
     run = root / "run"
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(
-        "method: simclr\n"
+        "method: supervised\n"  # one view, as configs/learned/rotation_supervised.yaml: no AugSelf targets shown
         f"data: {{name: synthetic_orientation, size: {size}}}\n"
-        f"augment:\n  size: {size}\n  angle_p: 1.0\n"
+        f"augment:\n  size: {size}\n  views: [{{}}]\n  angle_p: 1.0\n"
         f"  learned: {{crop: {{grid: {GRID}}}, angle: {{}}, color: {{brightness: 0.8}}}}\n"
     )
     torch.manual_seed(0)

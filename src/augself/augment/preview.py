@@ -71,8 +71,8 @@ def render_preview(
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    if augmenter.num_views < 2:
-        raise ValueError("render_preview needs an augmenter with at least two views")
+    if augmenter.num_views < 1:
+        raise ValueError("render_preview needs an augmenter with at least one view")
     n = min(int(n_pairs), images.shape[0])
     if n < 1:
         raise ValueError("render_preview needs at least one image")
@@ -91,9 +91,11 @@ def render_preview(
     titles = list(titles) if titles is not None else [f"view {k + 1}" for k in range(n_views)]
     if len(titles) != n_views:
         raise ValueError(f"render_preview got {len(titles)} titles for {n_views} views")
-    p1, p2 = views[0].params, views[1].params
-    cfg1, cfg2 = augmenter.views[0], augmenter.views[1]
-    targets = relative_targets(p1, p2, preview_targets((cfg1, cfg2)) if names is None else names)
+    targets: dict[str, Tensor] = {}
+    if n_views >= 2:  # a single view (e.g. a supervised run) has no AugSelf targets
+        p1, p2 = views[0].params, views[1].params
+        cfg1, cfg2 = augmenter.views[0], augmenter.views[1]
+        targets = relative_targets(p1, p2, preview_targets((cfg1, cfg2)) if names is None else names)
 
     cols = n_views + 2
     extra = max(t.count("\n") for t in learned_text)
@@ -126,7 +128,7 @@ def render_preview(
             f"{k}: {_fmt(v[r])}" if v.dtype.is_floating_point else f"{k}: {int(v[r])}" for k, v in targets.items()
         )
         records = "\n".join(f"{title}: {describe(v.params, r)}" for title, v in zip(titles, views, strict=True))
-        text = f"{learned_text[r]}{records}\ntargets (1 - 2):\n{tgt}"
+        text = f"{learned_text[r]}{records}" + (f"\ntargets (1 - 2):\n{tgt}" if targets else "")
         ax_text.text(0.0, 1.0, text, va="top", ha="left", fontsize=6.5, family="monospace", transform=ax_text.transAxes)
     fig.tight_layout()
     path = Path(path)
@@ -177,14 +179,13 @@ def config_views(cfg: PretrainConfig) -> tuple[AugmentConfig, list[str]]:
     with each ``augment.views[i]``), then E-SSL's rotation view when ``essl.weight > 0`` (as
     :class:`augself.train.module.PretrainModule` builds them: :func:`augself.essl.views_with_essl`)."""
     aug, n = views_with_essl(cfg)
-    if n < 2:
-        raise ValueError(f"preview shows view pairs; the config has {n} view (augment.views)")
     return aug, [f"view {k + 1}" for k in range(n)] + ["E-SSL rotation view (x4 turns)"] * (len(aug.views) - n)
 
 
 def _shown_targets(views: Sequence[ViewConfig]) -> list[str]:
-    """AugSelf targets of views 1 and 2 whose augmentation either view can apply (from the augmentation specs)."""
-    return preview_targets(views[:2])
+    """AugSelf targets of views 1 and 2 whose augmentation either view can apply (from the augmentation specs);
+    none for a single view."""
+    return preview_targets(views[:2]) if len(views) >= 2 else []
 
 
 def preview_dataset(
