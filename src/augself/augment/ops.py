@@ -9,7 +9,8 @@ saturation, which does not: :func:`adjust_saturation_hsv`):
 * :func:`crop_resize` == ``resized_crop(..., BILINEAR, antialias=False)`` for boxes on the pixel grid;
 * :func:`adjust_brightness`/:func:`adjust_contrast`/:func:`adjust_saturation`/:func:`adjust_hue` and
   :func:`color_jitter` (per-sample random order), :func:`grayscale`, :func:`gaussian_blur` (reflect
-  padding, odd kernel), :func:`solarize`, :func:`hflip`, :func:`rot90`, :func:`normalize`;
+  padding, odd kernel), :func:`solarize`, :func:`hflip`, :func:`rot90`, :func:`rotate` (any angle, bilinear,
+  zero fill), :func:`normalize`;
 * :func:`adjust_saturation_hsv`: the AugSelf reference's saturation (kornia 0.4.1 ``adjust_saturation``, an
   RGB -> HSV -> RGB round trip with ``s <- clamp(s * f, 0, 1)``), selected by ``saturation="hsv"`` in
   :func:`color_jitter`; :func:`adjust_saturation` is torchvision's blend toward the grayscale image.
@@ -17,6 +18,10 @@ saturation, which does not: :func:`adjust_saturation_hsv`):
 Ops never loop over samples in Python: masked ops run once on the selected subset (index_select /
 index_put_), per-sample parameters broadcast. All arithmetic is float32. On CPU the pipeline groups samples
 by :func:`hue_slot` so that :func:`color_jitter_same_slot` runs every jitter step on whole chunks.
+
+Learned (reparameterised) augmentations: :func:`rotate` and the colour ops are differentiable w.r.t. their
+per-sample parameters; :func:`color_jitter` / :func:`color_jitter_same_slot` switch to an out-of-place path when
+the factors (or the images) carry grad, and keep their in-place fast path otherwise.
 
 Single-channel inputs: saturation, hue and grayscale are the identity on 1 channel (as in torchvision /
 PIL); brightness, contrast, blur, solarize, flip and rotation act normally.
