@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from augself.augment.config import AugmentConfig, ViewConfig
+from augself.augment.learned.config import LearnedConfig, parse_learned
 from augself.augment.targets import TARGETS
 from augself.config_aliases import canonical_config
 from augself.config_checks import (
@@ -40,7 +41,7 @@ from augself.train.optim import INTERVALS
 from augself.train.scaling import BATCH_SCOPES
 from augself.trainer_args import flatten_trainer, move_trainer_args
 
-__all__ = ["ConfigError", "PretrainConfig", "load_config", "validate"]
+__all__ = ["ConfigError", "PretrainConfig", "learned_config", "load_config", "validate"]
 
 
 @dataclass
@@ -94,6 +95,12 @@ class AugmentSection(ViewConfig):
     """Shared view settings plus per-view overrides (``views[i]`` is merged into view i)."""
 
     views: list[dict[str, Any]] = field(default_factory=lambda: [{}, {}])
+    learned: dict[str, Any] = field(default_factory=dict)
+    """Learned per-input augmentations (InstaAug, Miao et al., ICML 2023), e.g. ``{angle: {}}`` or ``{crop: {grid:
+    [[8, 0.75, 1.0], [1, 1.0, 1.0]], target_entropy: 3.7, entropy_weight: 0.3}, lr: 1e-4, start_epoch: 50}``: each
+    named augmentation's values are drawn from per-input distributions of an invariance module trained with the
+    network; the keys and their reference defaults: :mod:`augself.augment.learned.config` (read with
+    :func:`learned_config`). Empty: off."""
 
     def build(self) -> AugmentConfig:
         """One :class:`ViewConfig` per entry of ``views``: the shared settings with the entry's values converted to
@@ -312,6 +319,24 @@ def _omegaconf_message(e: OmegaConfBaseException, where: str) -> str:
     return (f"{key}: {msg}" if key and key not in msg else msg) + where
 
 
+def learned_config(cfg: PretrainConfig) -> LearnedConfig | None:
+    """``augment.learned`` as a :class:`~augself.augment.learned.config.LearnedConfig` (None: off)."""
+    return parse_learned(cfg.augment.learned)
+
+
+def _validate_learned(cfg: PretrainConfig) -> None:
+    """``augment.learned``: its own settings (:func:`parse_learned`) and what they need of the rest of the run."""
+    learned = learned_config(cfg)
+    if learned is None:
+        return
+    if learned.crop is not None and not METHODS[cfg.method].per_sample_loss:
+        with_crop = [n for n, m in METHODS.items() if m.per_sample_loss]
+        raise ConfigError(
+            f"augment.learned.crop is trained by REINFORCE on each sample's loss, and method {cfg.method!r} has a "
+            f"batch-level loss; use one of {', '.join(with_crop)}, or learn only angle / color"
+        )
+
+
 def validate(cfg: PretrainConfig) -> None:
     """Cross-field checks that OmegaConf's type checks cannot express; raises :class:`ConfigError`."""
     try:
@@ -334,6 +359,7 @@ def _validate(cfg: PretrainConfig) -> None:
     if not (cfg.essl.weight >= 0 and math.isfinite(cfg.essl.weight)):
         raise ConfigError(f"essl.weight must be a finite number >= 0, got {cfg.essl.weight}")
     check_values(cfg)  # finite numbers, ranges, method_args, views, trainer names (augself.config_checks)
+    _validate_learned(cfg)
     if cfg.essl.weight > 0:
         rotation_view(cfg.augment.build().views[0], cfg.essl)
     for key, value, valid in (

@@ -35,6 +35,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import Tensor
 
 from augself.augment.config import CONFIG_FIELDS
+from augself.augment.learned.config import parse_learned
 from augself.config import ConfigError, TrainerConfig
 from augself.config_aliases import canonical_config
 from augself.train.csv_log import ResumableCSVLogger
@@ -366,6 +367,20 @@ def _stored_config(saved: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _resolved_learned(config: dict[str, Any]) -> dict[str, Any]:
+    """``augment.learned`` replaced by every setting it resolves to (:func:`parse_learned`, ``asdict``; absent or
+    empty: ``{}``), so that spellings of the same settings (``{angle: {}}`` / ``{angle: {entropy_weight: 0.1}}``)
+    compare equal and a changed default-valued setting is named by its full key."""
+    aug = config.get("augment")
+    if not isinstance(aug, dict):
+        return config
+    try:
+        parsed = parse_learned(aug.get("learned") or None)
+    except ConfigError:
+        return config  # compared as written (a stored config this version cannot read differs anyway)
+    return {**config, "augment": {**aug, "learned": {} if parsed is None else dataclasses.asdict(parsed)}}
+
+
 def check_resume_config(
     checkpoint: dict[str, Any], config: dict[str, Any], num_classes: int | None, path: str | os.PathLike[str]
 ) -> list[str]:
@@ -379,7 +394,7 @@ def check_resume_config(
     saved = hp.get("config")
     if not isinstance(saved, dict):
         raise ConfigError(f"cannot resume from {path}: it was not written by `augself pretrain` (no config inside)")
-    a, b = _flatten(_stored_config(saved)), _flatten(config)
+    a, b = _flatten(_resolved_learned(_stored_config(saved))), _flatten(_resolved_learned(config))
     refused, allowed = [], []
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key, "<unset>"), b.get(key, "<unset>")

@@ -10,12 +10,15 @@
 - LARS (You et al., 2017) as used by SimCLR / BYOL / Barlow Twins for large batches.
 - Modules named in a method's ``fixed_lr_modules`` (:class:`augself.methods.contract.Method`) keep a constant lr
   (SimSiam predictor, Chen & He, 2021).
+- A learned-augmentation module (InstaAug, ``augment.learned``) is one more group (:func:`module_group`) with its
+  own lr, weight decay and schedule (:func:`module_lr_factor`): 0 before its start epoch, a linear warm-up, then
+  constant; never the backbone's cosine.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -74,16 +77,25 @@ def _is_no_decay(name: str, param: nn.Parameter) -> bool:
     return param.ndim <= 1 or name.endswith(".bias")
 
 
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == f or name.startswith(f + ".") for f in prefixes)
+
+
 def param_groups(
-    model: nn.Module, weight_decay: float, exclude_norm_bias: bool, fixed_lr_prefixes: tuple[str, ...] = ()
+    model: nn.Module,
+    weight_decay: float,
+    exclude_norm_bias: bool,
+    fixed_lr_prefixes: tuple[str, ...] = (),
+    exclude_prefixes: tuple[str, ...] = (),
 ) -> list[dict]:
-    """Split trainable parameters into (decay, no-decay) x (scheduled, fixed-lr) groups."""
+    """Split trainable parameters into (decay, no-decay) x (scheduled, fixed-lr) groups; parameters under
+    ``exclude_prefixes`` are left out (they get a group of their own, e.g. :func:`module_group`)."""
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
-        if not p.requires_grad:
+        if not p.requires_grad or _under(name, exclude_prefixes):
             continue
         no_decay = exclude_norm_bias and _is_no_decay(name, p)
-        fixed = any(name == f or name.startswith(f + ".") for f in fixed_lr_prefixes)
+        fixed = _under(name, fixed_lr_prefixes)
         groups.setdefault((no_decay, fixed), []).append(p)
     out = []
     for (no_decay, fixed), params in sorted(groups.items()):
@@ -96,6 +108,39 @@ def param_groups(
             }
         )
     return out
+
+
+def module_group(
+    module: nn.Module, lr: float, weight_decay: float, start_epoch: float, warmup_epochs: float, name: str = "learned"
+) -> dict:
+    """One parameter group for every trainable parameter of ``module`` with its own ``lr`` and ``weight_decay``
+    (InstaAug puts its module in the classifier's optimiser as a group of its own with ``lr = Li_configs['lr']``,
+    ``examples/mixmo-pytorch/mixmo/networks/model_wrapper.py:95-103``) and the schedule of :func:`module_lr_factor`
+    (``epoch_schedule``; plain data, so it survives the optimizer's state_dict). LARS leaves it unscaled."""
+    return {
+        "params": [p for p in module.parameters() if p.requires_grad],
+        "lr": float(lr),
+        "weight_decay": float(weight_decay),
+        "lars_exclude": True,
+        "fixed_lr": False,
+        "epoch_schedule": (float(start_epoch), float(warmup_epochs)),
+        "name": name,
+    }
+
+
+def module_lr_factor(epoch: int, start_epoch: float, warmup_epochs: float) -> float:
+    """Multiplier of a :func:`module_group`'s lr during 0-based epoch ``epoch``: 0 before ``start_epoch``, then
+    ``(epoch - start_epoch + 1) / warmup_epochs`` up to 1, constant from then on.
+
+    InstaAug: contrastive ``examples/self-supervised/train.py:100-106`` (lr 0 for ``ep < no_train_period``, then
+    ``lr / warmup_period * (ep - no_train_period + 1)``, then ``lr``, per 0-based epoch ``ep``); supervised
+    ``examples/mixmo-pytorch/mixmo/learners/abstract_learner.py:317-322`` (``lr / warmup_period * epoch`` with the
+    1-based epoch, i.e. the same formula with no start)."""
+    if epoch < start_epoch:
+        return 0.0
+    if warmup_epochs <= 0:
+        return 1.0
+    return min(1.0, (epoch - start_epoch + 1) / warmup_epochs)
 
 
 def build_optimizer(
@@ -125,14 +170,24 @@ def warmup_cosine(step: int, total_steps: int, warmup_steps: int, min_ratio: flo
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, min_ratio: float = 0.0
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    warmup_steps: int,
+    min_ratio: float = 0.0,
+    steps_per_epoch: int = 1,
 ) -> LambdaLR:
-    """Per-step LambdaLR; groups flagged ``fixed_lr`` keep their initial lr."""
-    lambdas = [
-        (lambda _s: 1.0) if g.get("fixed_lr") else (lambda s: warmup_cosine(s, total_steps, warmup_steps, min_ratio))
-        for g in optimizer.param_groups
-    ]
-    return LambdaLR(optimizer, lambdas)
+    """Per-step LambdaLR; groups flagged ``fixed_lr`` keep their initial lr; a group with ``epoch_schedule``
+    (:func:`module_group`) follows :func:`module_lr_factor` of the epoch ``step // steps_per_epoch``."""
+
+    def lam(g: dict) -> Callable[[int], float]:
+        if g.get("epoch_schedule") is not None:
+            start, warmup = g["epoch_schedule"]
+            return lambda s: module_lr_factor(s // max(1, steps_per_epoch), start, warmup)
+        if g.get("fixed_lr"):
+            return lambda _s: 1.0
+        return lambda s: warmup_cosine(s, total_steps, warmup_steps, min_ratio)
+
+    return LambdaLR(optimizer, [lam(g) for g in optimizer.param_groups])
 
 
 def lr_scheduler_config(
@@ -142,14 +197,18 @@ def lr_scheduler_config(
     epochs: int,
     warmup_epochs: float = 0.0,
     min_ratio: float = 0.0,
+    steps_per_epoch: int | None = None,
 ) -> dict:
     """Lightning ``lr_scheduler`` entry: warm-up + cosine over ``total_steps`` steps (``interval="step"``) or over
-    ``epochs`` epochs, stepped at each epoch end (``interval="epoch"``, the AugSelf reference)."""
+    ``epochs`` epochs, stepped at each epoch end (``interval="epoch"``, the AugSelf reference).
+    ``steps_per_epoch`` (default ``total_steps / epochs``): optimiser steps in one epoch, for groups with an
+    ``epoch_schedule``."""
     if interval not in INTERVALS:
         raise ValueError(f"optim.lr_interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
     epochs = max(1, epochs)
     if interval == "epoch":
-        total, warmup = epochs, round(warmup_epochs)
+        total, warmup, per_epoch = epochs, round(warmup_epochs), 1
     else:
         total, warmup = max(1, total_steps), round(warmup_epochs * max(1, total_steps) / epochs)
-    return {"scheduler": build_scheduler(optimizer, total, warmup, min_ratio), "interval": interval}
+        per_epoch = steps_per_epoch or max(1, total // epochs)
+    return {"scheduler": build_scheduler(optimizer, total, warmup, min_ratio, per_epoch), "interval": interval}

@@ -6,6 +6,7 @@ Run directory layout::
     <out>/checkpoints/last.ckpt latest checkpoint (plus epoch=N.ckpt every N epochs), written atomically
     <out>/metrics.csv           CSV log (TensorBoard / W&B when asked)
     <out>/backbone.pt           plain backbone: ``augself.load_backbone(path)``
+    <out>/learned.pt            with ``augment.learned``: the invariance module (:mod:`augself.augment.learned.io`)
     <out>/curves.png            training curves (losses per term, lr, accuracies), also ``augself plot RUN...``
 
 Fault tolerance (see :mod:`augself.train.checkpointing`): ``last.ckpt`` is written at step boundaries through a
@@ -33,6 +34,8 @@ from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
 from lightning.pytorch.loggers import Logger
 from torch.utils.data import DataLoader, Dataset
 
+from augself.augment.learned.io import learned_payload
+from augself.augment.learned.sampler import LearnedAugment
 from augself.config import ConfigError, PretrainConfig, to_dict, to_yaml
 from augself.data.folder import FileListDataset
 from augself.data.registry import DATASETS, GENERATED, build_dataset, pretrain_split, use_crop_mode
@@ -47,6 +50,7 @@ from augself.train.checkpointing import (
     CheckpointReadError,
     CheckpointWriteError,
     ResumableCheckpoint,
+    atomic_save,
     check_free_space,
     check_resume_config,
     checkpoint_bytes,
@@ -63,7 +67,7 @@ from augself.train.interrupt import (
     signal_name,
     sigterm_raises,
 )
-from augself.train.module import NonFiniteLossError, PretrainModule
+from augself.train.module import LEARNED_NEEDS_DEVICE_CROP, NonFiniteLossError, PretrainModule
 from augself.train.monitors import KNNMonitor
 from augself.train.run_folder import RunFolderLock, check_new_run, clear_run, is_launch_rank_zero
 from augself.train.sampler import ResumableDataLoader, ResumableSampler
@@ -341,6 +345,8 @@ def _run(
         del ckpt
     module = PretrainModule(cfg, num_classes, backbone=backbone, feature_dim=feature_dim)
     dataset = use_crop_mode(dataset, d.crop, module.view_cfgs, d.decode, seed=cfg.seed)
+    if module.learned is not None and getattr(dataset, "crop", None) == "full_image":
+        raise ConfigError(LEARNED_NEEDS_DEVICE_CROP)
     check_free_space(out, 2 * checkpoint_bytes(module))
 
     callbacks = list(callbacks or [])
@@ -412,6 +418,8 @@ def _run(
         )
     if trainer.is_global_zero and not is_fast_dev_run(cfg):  # a smoke test exports nothing
         _export_backbone(module.method.backbone, out / "backbone.pt", ckpt_cb, cfg, module.view_cfgs)
+        if module.learned is not None:
+            _export_learned(module.learned, out / "learned.pt", ckpt_cb)
         if "csv" in cfg.trainer.loggers:
             _draw_curves(out)
     return out
@@ -430,6 +438,17 @@ def _draw_curves(out: Path) -> None:
     except Exception as e:  # any failure: a plot must never fail or lose a finished run
         why = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
         log.warning("training curves not drawn (the run itself is complete): %s", why)
+
+
+def _export_learned(module: LearnedAugment, path: Path, ckpt_cb: ResumableCheckpoint) -> None:
+    """``learned.pt`` (:func:`augself.augment.learned.io.learned_payload`: config + state_dict as plain data, read
+    with ``weights_only=True``) through :func:`atomic_save`; a failed write is one line."""
+    try:
+        atomic_save(learned_payload(module), path)
+    except CheckpointWriteError as e:
+        raise CheckpointWriteError(
+            f"{e}; {ckpt_cb.describe_last()}; make room and run again with --resume to export the module"
+        ) from None
 
 
 def _export_backbone(

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 LOCK_NAME = ".augself.lock"
 #: What a run writes into its folder (``--overwrite`` removes these and nothing else).
-RUN_FILES = ("backbone.pt", "config.yaml", "hparams.yaml", "metrics.csv", "curves.png")
+RUN_FILES = ("backbone.pt", "learned.pt", "config.yaml", "hparams.yaml", "metrics.csv", "curves.png")
 RUN_DIRS = ("tb",)
 #: Environment variables that name a non-zero rank in the launchers Lightning supports (its own subprocess
 #: launcher sets LOCAL_RANK / NODE_RANK; torchrun RANK / GROUP_RANK; SLURM SLURM_PROCID; LSF JSM_NAMESPACE_RANK).
