@@ -320,8 +320,11 @@ def _repo_path(p: str) -> Path:
 
 
 def _runnable_data(name: str, cwd: Path) -> bool:
-    """Generated (``synthetic``) or an image folder that exists here; named datasets are not on this machine."""
-    return name == "synthetic" or (cwd / name).is_dir()
+    """Generated (``synthetic``, ``synthetic_orientation``) or an image folder that exists here; named datasets are
+    not on this machine."""
+    from augself.data.registry import GENERATED
+
+    return name in GENERATED or (cwd / name).is_dir()
 
 
 def _pretrain_plan(args: argparse.Namespace, cwd: Path) -> str | None:

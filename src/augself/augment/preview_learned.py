@@ -84,7 +84,11 @@ def render_crop_heatmaps(
         picture = src[r].clamp(0, 1).permute(1, 2, 0).squeeze(-1).cpu().numpy()
         ax = fig.add_subplot(n, cols, r * cols + 1)
         ax.imshow(picture, cmap="gray")
-        whole = ", ".join(f"side {s:.2f}: {float(m.sum()):.0%}" for c, s, m in levels if c == 1)
+        whole = ", ".join(
+            f"{'whole image' if s >= 1 else f'centre crop {s:.2f}'}: {float(m.sum()):.0%}"
+            for c, s, m in levels
+            if c == 1
+        )
         head = f"H={float(summary['crop_entropy'][r]):.2f} nats" if "crop_entropy" in summary else ""
         ax.set_title("\n".join(t for t in (f"input {r + 1} {head}", whole) if t), fontsize=7)
         ax.set_xticks([])
