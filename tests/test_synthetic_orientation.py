@@ -65,6 +65,17 @@ def test_upright_and_upside_down_differ_and_angle_is_counter_clockwise() -> None
         assert (torch.rot90(up, 1, dims=(1, 2)) - quarter).abs().max() <= 1.0
 
 
+def test_angle_augmentation_turns_the_same_way_as_the_rendering() -> None:
+    """The ``angle`` op rotating an upright image by theta gives (up to resampling blur) the image rendered at
+    theta, not at -theta: the benchmark's ideal range [-45 - phi, 45 - phi] relies on the shared convention."""
+    from augself.augment import ops
+
+    up, plus, minus = _render("heart", [0.0, math.radians(30), math.radians(-30)], size=64)
+    turned = ops.rotate(up[None] / 255, torch.tensor([math.radians(30)]))[0] * 255
+    right, wrong = (turned - plus).abs().mean(), (turned - minus).abs().mean()
+    assert right < 0.3 * wrong, (right, wrong)
+
+
 def test_rotation_free_shapes_render_distinctly_at_any_angle() -> None:
     star, crescent = _render("star", [1.0]), _render("crescent", [1.0])
     assert (star.amax(0).gt(0) ^ crescent.amax(0).gt(0)).sum() > 50
