@@ -274,6 +274,22 @@ def test_learned_entry_round_trips_through_config_yaml(tmp_path: Path) -> None:
     assert again == cfg and learned_config(again) == learned_config(cfg)
 
 
+def test_shipped_learned_configs_and_switching_a_family_off() -> None:
+    root = Path(__file__).resolve().parents[1] / "configs" / "learned"
+    rot = learned_config(load_config(root / "rotation_supervised.yaml"))
+    assert rot is not None and rot.families == ("angle",) and (rot.lr, rot.warmup_epochs) == (1e-5, 10.0)
+    assert rot.angle is not None and rot.angle.entropy.weight == 0.1
+    crop_cfg = load_config(root / "crop_contrastive.yaml")
+    crop = learned_config(crop_cfg)
+    assert crop is not None and crop.crop is not None and crop.crop.grid == ((8, 0.75, 1.0), (1, 1.0, 1.0))
+    assert (crop.crop.entropy.target, crop.crop.entropy.weight, crop.crop.entropy.ramp_epochs) == (3.7, 0.3, 100.0)
+    assert (crop.lr, crop.start_epoch, crop.warmup_epochs) == (1e-4, 50.0, 0.0)
+    assert crop_cfg.trainer.epochs == 500
+    # OmegaConf merges mappings, so a family is switched off by null / false, which turns the entry off
+    for off in ("null", "false"):
+        assert learned_config(load_config(root / "crop_contrastive.yaml", [f"augment.learned.crop={off}"])) is None
+
+
 def test_resume_compares_the_resolved_learned_settings() -> None:
     def ckpt(cfg_overrides: list[str]) -> dict[str, Any]:
         return {"hyper_parameters": {"config": to_dict(load_config(None, cfg_overrides)), "num_classes": None}}

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from augself.augment.config import AugmentConfig, ViewConfig
-from augself.augment.learned.config import LearnedConfig, parse_learned
+from augself.augment.learned.config import FAMILIES, LearnedConfig, parse_learned
 from augself.augment.targets import TARGETS
 from augself.config_aliases import canonical_config
 from augself.config_checks import (
@@ -41,7 +41,7 @@ from augself.train.optim import INTERVALS
 from augself.train.scaling import BATCH_SCOPES
 from augself.trainer_args import flatten_trainer, move_trainer_args
 
-__all__ = ["ConfigError", "PretrainConfig", "learned_config", "load_config", "validate"]
+__all__ = ["ConfigError", "PretrainConfig", "learned_config", "load_config", "resolve_learned", "validate"]
 
 
 @dataclass
@@ -319,9 +319,20 @@ def _omegaconf_message(e: OmegaConfBaseException, where: str) -> str:
     return (f"{key}: {msg}" if key and key not in msg else msg) + where
 
 
+def resolve_learned(raw: Any) -> LearnedConfig | None:
+    """An ``augment.learned`` mapping as a :class:`~augself.augment.learned.config.LearnedConfig`; None (off) when it
+    is empty or every augmentation it names is switched off (``augment.learned.crop=null`` / ``false`` on the command
+    line turns off a config file's learned crop: OmegaConf merges mappings, so no override can empty one)."""
+    if isinstance(raw, dict):
+        named = [k for k in raw if k in FAMILIES]
+        if named and all(raw[k] is None or raw[k] is False for k in named):
+            return None
+    return parse_learned(raw)
+
+
 def learned_config(cfg: PretrainConfig) -> LearnedConfig | None:
-    """``augment.learned`` as a :class:`~augself.augment.learned.config.LearnedConfig` (None: off)."""
-    return parse_learned(cfg.augment.learned)
+    """``cfg.augment.learned`` resolved (:func:`resolve_learned`; None: off)."""
+    return resolve_learned(cfg.augment.learned)
 
 
 def _validate_learned(cfg: PretrainConfig) -> None:

@@ -35,8 +35,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import Tensor
 
 from augself.augment.config import CONFIG_FIELDS
-from augself.augment.learned.config import parse_learned
-from augself.config import ConfigError, TrainerConfig
+from augself.config import ConfigError, TrainerConfig, resolve_learned
 from augself.config_aliases import canonical_config
 from augself.train.csv_log import ResumableCSVLogger
 from augself.train.sampler import ResumableSampler
@@ -368,14 +367,14 @@ def _stored_config(saved: dict[str, Any]) -> dict[str, Any]:
 
 
 def _resolved_learned(config: dict[str, Any]) -> dict[str, Any]:
-    """``augment.learned`` replaced by every setting it resolves to (:func:`parse_learned`, ``asdict``; absent or
-    empty: ``{}``), so that spellings of the same settings (``{angle: {}}`` / ``{angle: {entropy_weight: 0.1}}``)
-    compare equal and a changed default-valued setting is named by its full key."""
+    """``augment.learned`` replaced by every setting it resolves to (:func:`augself.config.resolve_learned`,
+    ``asdict``; absent or off: ``{}``), so that spellings of the same settings (``{angle: {}}`` / ``{angle:
+    {entropy_weight: 0.1}}``) compare equal and a changed default-valued setting is named by its full key."""
     aug = config.get("augment")
     if not isinstance(aug, dict):
         return config
     try:
-        parsed = parse_learned(aug.get("learned") or None)
+        parsed = resolve_learned(aug.get("learned") or None)
     except ConfigError:
         return config  # compared as written (a stored config this version cannot read differs anyway)
     return {**config, "augment": {**aug, "learned": {} if parsed is None else dataclasses.asdict(parsed)}}
