@@ -97,6 +97,7 @@ EVAL_SEED = 10_000
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/learned-rotation", help="output folder")
+    p.add_argument("--runs", default=None, help="folder of the training runs (default <out>/runs)")
     p.add_argument("--arms", default=DEFAULT_ARMS, help=f"comma list of {', '.join(ARMS)}")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--seed", type=int, default=0, help="first seed")
@@ -121,7 +122,7 @@ def command_line(args: argparse.Namespace) -> str:
         return f"python benchmarks/learned_rotation.py --quick --arms {args.arms} --out {args.out}"
     parts = [
         "python benchmarks/learned_rotation.py",
-        f"--out {args.out}",
+        f"--out {args.out}" + (f" --runs {args.runs}" if args.runs else ""),
         f"--arms {args.arms}",
         f"--seeds {args.seeds} --seed {args.seed}",
         f"--n {args.n} --n-test {args.n_test} --size {args.size}",
@@ -346,13 +347,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sys.exit(f"unknown arm(s) {bad}; valid: {', '.join(ARMS)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    runs_dir = Path(args.runs) if args.runs else out / "runs"
     test = SyntheticOrientation(args.n_test, args.size, seed=EVAL_SEED, split="test")
     t0 = time.time()
     runs = []
     for seed in range(args.seed, args.seed + args.seeds):
         for arm in arms:
             print(f"[learned_rotation] seed {seed}: {ARMS[arm].name}", flush=True)
-            r = one_run(arm, args, seed, out / "runs" / f"{arm}-seed{seed}", test)
+            r = one_run(arm, args, seed, runs_dir / f"{arm}-seed{seed}", test)
             print(f"[learned_rotation] seed {seed}: {arm}: top-1 {r['top1']:.1f} % ({r['seconds']:.0f} s)", flush=True)
             runs.append(r)
     results: dict[str, Any] = {
