@@ -2,9 +2,10 @@
 
 Every field is a tensor whose first dimension is the batch; the fields are those the augmentations declare in
 their specs (:data:`augself.augment.specs.registry.RECORD_FIELDS`: ``crop``, ``flip``, ``color_applied``,
-``color``, ``color_perm``, ``gray``, ``blur``, ``blur_sigma``, ``sol``, ``sol_threshold``, ``rot``, ``sharp``; each is
-its augmentation's name or ``<name>_<what>``, ``docs/augmentations.md``). Unapplied augmentations hold identity
-values (colour factors 1/1/1/0, sigma 0, threshold 1.0, rotation 0), as in the AugSelf reference code (quirk Q2).
+``color``, ``color_perm``, ``gray``, ``blur``, ``blur_sigma``, ``sol``, ``sol_threshold``, ``rot``, ``sharp``,
+``angle``; each is its augmentation's name or ``<name>_<what>``, ``docs/augmentations.md``). Unapplied
+augmentations hold identity values (colour factors 1/1/1/0, sigma 0, threshold 1.0, rotation 0), as in the
+AugSelf reference code (quirk Q2).
 ``crop`` is relative to the *original* image from sampling on.
 
 A record also carries ``cfg``, the :class:`~augself.augment.config.ViewConfig` it was sampled with, so targets

@@ -18,6 +18,7 @@ Each target is declared by its augmentation's spec (:mod:`augself.augment.specs`
 * ``rot`` (4 classes): (k_a - k_b) mod 4, long (B,).
 * ``sol`` (1, regression): t_a - t_b (unapplied threshold 1.0, quirk Q2).
 * ``sharp`` (1, regression; augself's random sharpness): difference of (f - 1) / (f_max - f_min).
+* ``angle`` (2, regression; augself's continuous rotation): [sin d, cos d] of the angle difference d.
 
 Each view is normalised with its *own* settings: the record's ``cfg`` (the ViewConfig it was sampled with).
 ``absolute_targets(p, names)`` gives one view's ω (single-view analyses and tests; E-SSL labels its four rotations

@@ -1,6 +1,6 @@
 """One self-describing spec per augmentation (issue 15) and the registry derived from them.
 
-``REGISTRY`` maps an augmentation name (crop, flip, color, gray, blur, sol, rot, sharp) to its
+``REGISTRY`` maps an augmentation name (crop, flip, color, gray, blur, sol, rot, sharp, angle) to its
 :class:`AugmentationSpec`; see :mod:`augself.augment.specs.registry` for how to add one.
 """
 
