@@ -4,10 +4,14 @@ InstaAug's rotation experiment (Miao et al., ICML 2023, Sec. 5.1; reference ``ex
 mario_iggy.py``) uses two sprites, each upright (angle ~ U[-45, 45] deg) or upside-down (180 + U[-45, 45] deg): 4
 classes that a rotation of more than about 45 degrees can change, so a learned per-input rotation range should stay
 narrow there. This set keeps those 4 classes with two of :mod:`augself.data.synthetic`'s asymmetric shapes and adds 2
-classes whose label does *not* depend on orientation (a shape at any angle, U[0, 360) deg), where the learned range
-should be wide. Classes (``CLASSES``, index = label):
+classes whose label does *not* depend on orientation (a shape at any angle), where the learned range should be
+wide. Classes (``CLASSES``, index = label):
 
-* 0 ``star``, 1 ``crescent``: rotation-free (``KINDS[0]``), angle ~ U[0, 2 pi);
+* 0 ``star``, 1 ``crescent``: rotation-free (``KINDS[0]``): any angle has the same label, but the training (and
+  val) images show only the upright sector, angle ~ U[-pi/4, pi/4], while the test images cover the whole circle. The
+  invariance is a property of the class that the training data does not show: an augmentation must add it, and a
+  fixed range wide enough for these classes (more than +-45 deg) turns the orientation-defined ones into each other.
+  This is InstaAug's premise (the right invariance depends on the input) made measurable by test accuracy;
 * 2 ``heart-up`` / 3 ``heart-down``, 4 ``arrow-up`` / 5 ``arrow-down``: orientation-defined (``KINDS[1]``), angle
   ~ U[-pi/4, pi/4] (up) or pi + U[-pi/4, pi/4] (down), the reference's ``max_rot_angle=np.pi / 2``
   (``loader.py:236-240``). Both shapes have no rotational symmetry (``synthetic.SYMMETRY`` 1): the heart points its
@@ -21,7 +25,8 @@ training image carries no border cue. Angles are counter-clockwise on screen, th
 augmentation, so an upright image at offset phi rotated by theta is label-preserving for theta in
 [-45 - phi, 45 - phi] degrees (the reference's ideal per-input range, ``docs`` of issue 16).
 
-Splits: ``train`` and ``val`` draw every factor at random; ``test`` uses evenly spaced angles per class, as the
+Splits: ``train`` and ``val`` draw every factor at random (rotation-free classes in the upright sector); ``test``
+uses evenly spaced angles per class, as the
 reference's test set (``mario_iggy.py:78-92``: ``r = arange(l) / l``, ``angle = r * max - max / 2 (+ pi)``; here
 ``2 pi r`` for the rotation-free classes), so per-class test summaries over the angle are not subject to sampling
 gaps. Labels cycle through the classes (``label = i % 6``), so every split is balanced. A split is a function of
@@ -66,13 +71,19 @@ _RENDER_BATCH = 256
 
 
 def _angles(label: np.ndarray, rng: np.random.Generator, even: bool) -> np.ndarray:
-    """Rendering angle (radians) per sample: random per class, or evenly spaced per class (``even``)."""
+    """Rendering angle (radians) per sample: random per class, or evenly spaced per class (``even``, the test split).
+
+    Rotation-free classes: U[-45, 45] deg when random (train, val), the whole circle when evenly spaced (test).
+    """
     angle = np.empty(len(label))
     for c, (_, _, _, canon) in enumerate(_CLASS_SPEC):
         idx = np.flatnonzero(label == c)
         m = len(idx)
         r = np.arange(m) / max(m, 1) if even else rng.random(m)
-        angle[idx] = 2 * math.pi * r if canon is None else r * MAX_ROT - MAX_ROT / 2 + canon
+        if canon is None:
+            angle[idx] = 2 * math.pi * r if even else r * MAX_ROT - MAX_ROT / 2
+        else:
+            angle[idx] = r * MAX_ROT - MAX_ROT / 2 + canon
     return angle
 
 
