@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 
-DEFAULT_ARMS = "none,fixed45,fixed90,fixed180,learned"
+DEFAULT_ARMS = "none,fixed45,fixed90,fixed135,fixed180,learned"
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ ARMS: dict[str, Arm] = {
     "none": Arm("no augmentation (= angle_max 0)", ()),
     "fixed45": Arm("fixed ±45°", ("augment.angle_p=1.0", "augment.angle_max=45")),
     "fixed90": Arm("fixed ±90°", ("augment.angle_p=1.0", "augment.angle_max=90")),
+    "fixed135": Arm("fixed ±135°", ("augment.angle_p=1.0", "augment.angle_max=135")),
     "fixed180": Arm("fixed ±180°", ("augment.angle_p=1.0", "augment.angle_max=180")),
     "learned": Arm("learned (InstaAug)", ("augment.learned.angle={}",)),
 }
