@@ -180,7 +180,7 @@ def test_learned_angle_view_is_reproduced_by_the_slow_path() -> None:
     x = images(6, 24, 24)
     views = aug(x, generator=gen(6), learned=m)
     for i, (v, cfg) in enumerate(zip(views, aug.views, strict=True)):
-        assert bool((v.params.angle.abs() > 1e-3).all())
+        assert int((v.params.angle.abs() > 1e-3).sum()) >= 4  # real rotations (a draw may land near 0)
         for b in range(6):
             p = ViewParams(cfg=cfg, **{**v.params[b : b + 1].as_dict(), "angle": torch.zeros(1)})
             want = TF.rotate(
