@@ -167,6 +167,7 @@ def test_stock_torchvision_model_gives_identical_features(tmp_path: Path, name: 
 
 
 def test_safetensors_export_embeds_metadata(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("safetensors")  # an optional extra; without it: test_missing_safetensors_is_one_line
     from safetensors import safe_open
     from safetensors.torch import load_file
 
