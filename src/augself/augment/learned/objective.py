@@ -71,12 +71,17 @@ class LearnedObjective(nn.Module):
         """The family's current entropy weight."""
         return float(getattr(self, f"{family}_weight"))
 
+    def _ramp(self, family: str, epoch: float) -> float:
+        """How far the target ramp has gone at ``epoch``: 0 at the start entropy, 1 at ``target_entropy``."""
+        ramp = getattr(self.cfg, family).entropy.ramp_epochs
+        return 1.0 if ramp <= 0 else min(1.0, max(0.0, float(epoch)) / ramp)
+
     def target(self, family: str, epoch: float) -> float | None:
         """The family's target entropy at ``epoch`` (None: linear bonus; nan before the first call)."""
         ent = getattr(self.cfg, family).entropy
         if ent.target is None:
             return None
-        r = 1.0 if ent.ramp_epochs <= 0 else min(1.0, max(0.0, float(epoch)) / ent.ramp_epochs)
+        r = self._ramp(family, epoch)
         start = float(getattr(self, f"{family}_start")) if bool(getattr(self, f"{family}_started")) else math.nan
         return ent.target * r + start * (1.0 - r) if r < 1.0 else float(ent.target)
 
@@ -96,23 +101,23 @@ class LearnedObjective(nn.Module):
         reinforce = (per_sample_loss.detach().to(logprob.dtype) * logprob).mean()
         loss = reinforce
         logs: dict[str, Tensor] = {"learned/reinforce": reinforce.detach()}
+        # buffers are read as tensors, never as Python numbers: no device sync in the training step
         for f in self.families:
             h = torch.stack([d.entropy[f] for d in draws]).mean()
-            w = self.weight(f)
+            w = getattr(self, f"{f}_weight").to(h)
             ent = getattr(self.cfg, f).entropy
             if ent.target is not None:
-                started = getattr(self, f"{f}_started")
-                if not bool(started):
-                    getattr(self, f"{f}_start").fill_(float(h.detach()))
-                    started.fill_(True)
-                t = self.target(f, epoch)
-                assert t is not None
+                start, started = getattr(self, f"{f}_start"), getattr(self, f"{f}_started")
+                start.copy_(torch.where(started, start, h.detach().to(start)))  # the first call's batch entropy
+                started.fill_(True)
+                r = self._ramp(f, epoch)
+                t = start.to(h) * (1.0 - r) + ent.target * r if r < 1.0 else h.new_tensor(ent.target)
                 loss = loss + w * (h - t) ** 2
-                logs[f"learned/{f}/target"] = torch.tensor(t)
+                logs[f"learned/{f}/target"] = t.detach()
             else:
                 loss = loss - w * h
             logs[f"learned/{f}/entropy"] = h.detach()
-            logs[f"learned/{f}/weight"] = torch.tensor(w)
+            logs[f"learned/{f}/weight"] = w.detach().clone()
         logs["learned/loss"] = loss.detach()
         return loss, logs
 

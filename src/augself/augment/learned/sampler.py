@@ -68,8 +68,12 @@ class LearnedDists:
                 return int(t.shape[0])
         return 0
 
+    _entropy: dict[str, Tensor] | None = field(default=None, repr=False)
+
     def entropy(self) -> dict[str, Tensor]:
-        """family -> (B,) entropy (see :attr:`LearnedDraw.entropy`)."""
+        """family -> (B,) entropy (see :attr:`LearnedDraw.entropy`); computed once, shared by every view's draw."""
+        if self._entropy is not None:
+            return self._entropy
         out: dict[str, Tensor] = {}
         if self.crop_logp is not None:
             out["crop"] = crop_fam.crop_entropy(self.crop_logp)
@@ -77,6 +81,7 @@ class LearnedDists:
             out["angle"] = angle_fam.angle_entropy(self.angle_lo, self.angle_hi)
         if self.color_lo is not None and self.color_hi is not None:
             out["color"] = color_fam.color_entropy(self.color_lo, self.color_hi)
+        self._entropy = out
         return out
 
 
@@ -170,10 +175,10 @@ class LearnedAugment(nn.Module):
             delta = color_fam.sample_delta(dists.color_lo, dists.color_hi, generator)
             params.color = color_fam.color_record(delta, self.cfg.color).to(device=dev, dtype=rec)
             params.color_applied = torch.ones(B, dtype=torch.bool, device=dev)
+        entropy = dists.entropy()
         if logprob is None:
-            ref = next(iter(dists.entropy().values()))
-            logprob = ref.new_zeros(B)
-        return LearnedDraw(logprob=logprob, entropy=dists.entropy(), crop_index=crop_index)
+            logprob = next(iter(entropy.values())).new_zeros(B)
+        return LearnedDraw(logprob=logprob, entropy=entropy, crop_index=crop_index)
 
     @torch.no_grad()
     def summary(self, images: Tensor) -> dict[str, Tensor]:
@@ -184,7 +189,7 @@ class LearnedAugment(nn.Module):
         out: dict[str, Tensor] = {}
         if d.crop_logp is not None:
             p = d.crop_logp.exp()
-            out["crop_entropy"] = crop_fam.crop_entropy(d.crop_logp)
+            out["crop_entropy"] = d.entropy()["crop"]
             out["crop_expected_side"] = p @ self.crop_table[:, 2].to(p)
             out["crop_probs"] = p
         if d.angle_lo is not None and d.angle_hi is not None:
