@@ -41,6 +41,8 @@ from typing import Any
 
 import torch
 
+from augself.demo import mean_std, seed_summary
+
 DEFAULT_ARMS = "simclr,simclr_augself,learned,learned_augself"
 TARGET_ENTROPY = 3.7
 """README ``--target_entropy 3.7`` (the yaml's 2.2 is unused, reference quirk 7.12)."""
@@ -188,26 +190,14 @@ def one_run(arm: str, args: argparse.Namespace, seed: int, run: Path, evalsets: 
     return res
 
 
-def _summary(values: list[float]) -> dict[str, Any]:
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "per_seed": values,
-    }
-
-
-def _fmt(s: dict[str, Any], digits: int = 1) -> str:
-    return f"{s['mean']:.{digits}f}" + (f" ± {s['std']:.{digits}f}" if len(s["per_seed"]) > 1 else "")
-
-
 def aggregate(runs: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"top1": {}, "crop": {}, "seconds": {}}
     for a in arms:
         rs = [r for r in runs if r["arm"] == a]
-        out["top1"][a] = {t: _summary([r["top1"][t] for r in rs]) for t in TASKS}
+        out["top1"][a] = {t: seed_summary([r["top1"][t] for r in rs]) for t in TASKS}
         out["seconds"][a] = [r["seconds"] for r in rs]
         if "crop" in rs[0]:
-            out["crop"][a] = {k: _summary([r["crop"][k] for r in rs]) for k in rs[0]["crop"]}
+            out["crop"][a] = {k: seed_summary([r["crop"][k] for r in rs]) for k in rs[0]["crop"]}
     return out
 
 
@@ -216,7 +206,7 @@ def tables(results: dict[str, Any]) -> str:
     head = ["task", *arms.values()]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for t in TASKS:
-        lines.append(f"| {t} | " + " | ".join(_fmt(agg["top1"][a][t]) for a in arms) + " |")
+        lines.append(f"| {t} | " + " | ".join(mean_std(agg["top1"][a][t]) for a in arms) + " |")
     secs = [statistics.fmean(s["pretrain"] for s in agg["seconds"][a]) for a in arms]
     lines.append("| pretraining s / run | " + " | ".join(f"{s:.0f}" for s in secs) + " |")
     if agg["crop"]:
@@ -229,8 +219,8 @@ def tables(results: dict[str, Any]) -> str:
         ]
         for a, c in agg["crop"].items():
             lines.append(
-                f"| {arms[a]} | {_fmt(c['entropy'], 2)} | {_fmt(c['global_mass'], 2)} | "
-                f"{_fmt(c['expected_side'], 2)} | {_fmt(c['centredness'], 2)} |"
+                f"| {arms[a]} | {mean_std(c['entropy'], 2)} | {mean_std(c['global_mass'], 2)} | "
+                f"{mean_std(c['expected_side'], 2)} | {mean_std(c['centredness'], 2)} |"
             )
     return "\n".join(lines)
 

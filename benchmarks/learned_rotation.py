@@ -48,6 +48,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from augself.demo import mean_std, seed_summary
+
 DEFAULT_ARMS = "none,fixed45,fixed90,fixed135,fixed180,learned"
 
 
@@ -242,31 +244,19 @@ def one_run(arm: str, args: argparse.Namespace, seed: int, run: Path, test: Any)
     return res
 
 
-def _summary(values: list[float]) -> dict[str, Any]:
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "per_seed": values,
-    }
-
-
-def _fmt(s: dict[str, Any], digits: int = 1) -> str:
-    return f"{s['mean']:.{digits}f}" + (f" ± {s['std']:.{digits}f}" if len(s["per_seed"]) > 1 else "")
-
-
 def aggregate(runs: list[dict[str, Any]], arms: list[str], classes: list[str], kinds: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"top1": {}, "per_class_top1": {}, "seconds": {}}
     for a in arms:
         rs = [r for r in runs if r["arm"] == a]
-        out["top1"][a] = _summary([r["top1"] for r in rs])
-        out["per_class_top1"][a] = {c: _summary([r["per_class_top1"][c] for r in rs]) for c in classes}
+        out["top1"][a] = seed_summary([r["top1"] for r in rs])
+        out["per_class_top1"][a] = {c: seed_summary([r["per_class_top1"][c] for r in rs]) for c in classes}
         out["seconds"][a] = [r["seconds"] for r in rs]
     learned = [r for r in runs if r["arm"] == "learned"]
     if learned:
         keys = ("lo_deg", "hi_deg", "width_deg", "centre_slope", "mae_to_ideal_deg", "in_sector_share", "in_half_share")
         out["ranges"] = {
             c: {"kind": kinds[i]}
-            | {k: _summary([r["ranges"][c][k] for r in learned]) for k in keys if k in learned[0]["ranges"][c]}
+            | {k: seed_summary([r["ranges"][c][k] for r in learned]) for k in keys if k in learned[0]["ranges"][c]}
             for i, c in enumerate(classes)
         }
     return out
@@ -277,9 +267,9 @@ def tables(results: dict[str, Any]) -> str:
     classes = results["classes"]
     lines = ["| arm | test top-1 (%) | " + " | ".join(classes) + " | s / run |", "|---" * (len(classes) + 3) + "|"]
     for a, name in arms.items():
-        per = [_fmt(agg["per_class_top1"][a][c], 0) for c in classes]
+        per = [mean_std(agg["per_class_top1"][a][c], 0) for c in classes]
         secs = statistics.fmean(agg["seconds"][a])
-        lines.append(f"| {name} | {_fmt(agg['top1'][a])} | " + " | ".join(per) + f" | {secs:.0f} |")
+        lines.append(f"| {name} | {mean_std(agg['top1'][a])} | " + " | ".join(per) + f" | {secs:.0f} |")
     if "ranges" in agg:
         lines += [
             "",
@@ -294,10 +284,10 @@ def tables(results: dict[str, Any]) -> str:
         ]
         for c, r in agg["ranges"].items():
             keys = ("centre_slope", "mae_to_ideal_deg", "in_sector_share", "in_half_share")
-            extra = [_fmt(r[k], 2) if k in r else "–" for k in keys]
+            extra = [mean_std(r[k], 2) if k in r else "–" for k in keys]
             lines.append(
-                f"| {c} | {r['kind'].replace('_', '-')} | {_fmt(r['lo_deg'])} | {_fmt(r['hi_deg'])} | "
-                f"{_fmt(r['width_deg'])} | " + " | ".join(extra) + " |"
+                f"| {c} | {r['kind'].replace('_', '-')} | {mean_std(r['lo_deg'])} | {mean_std(r['hi_deg'])} | "
+                f"{mean_std(r['width_deg'])} | " + " | ".join(extra) + " |"
             )
     return "\n".join(lines)
 

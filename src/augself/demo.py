@@ -187,7 +187,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         "base_overrides": list(BASE_OVERRIDES),
         "minutes": round((time.time() - t0) / 60, 2),
         "arms": {a: ARMS[a].name for a in arms},
-        "top1": {a: {t: _summary(per_seed[a][t]) for t in TASKS} for a in arms},
+        "top1": {a: {t: seed_summary(per_seed[a][t]) for t in TASKS} for a in arms},
         "seconds": seconds,
     }
     from augself.eval.report import strict_json
@@ -305,7 +305,8 @@ def reading(results: dict[str, Any], hue: float | None = None) -> list[str]:
     return lines
 
 
-def _summary(values: list[float]) -> dict[str, Any]:
+def seed_summary(values: list[float]) -> dict[str, Any]:
+    """Mean, sample std (0 for one seed) and the per-seed values (the benchmarks' result layout too)."""
     return {
         "mean": statistics.fmean(values),
         "std": statistics.stdev(values) if len(values) > 1 else 0.0,
@@ -313,8 +314,9 @@ def _summary(values: list[float]) -> dict[str, Any]:
     }
 
 
-def _fmt(s: dict[str, Any]) -> str:
-    return f"{s['mean']:.1f}" + (f" ± {s['std']:.1f}" if len(s["per_seed"]) > 1 else "")
+def mean_std(s: dict[str, Any], digits: int = 1) -> str:
+    """``mean ± std`` of a :func:`seed_summary` (the mean alone for one seed: no error bar of zero width)."""
+    return f"{s['mean']:.{digits}f}" + (f" ± {s['std']:.{digits}f}" if len(s["per_seed"]) > 1 else "")
 
 
 def markdown_table(results: dict[str, Any]) -> str:
@@ -325,7 +327,7 @@ def markdown_table(results: dict[str, Any]) -> str:
     head = ["task", *[names[a] for a in arms], *[f"Δ {names[a]} − SimCLR" for a in diffs]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for t in TASKS:
-        row = [t, *[_fmt(top1[a][t]) for a in arms]]
+        row = [t, *[mean_std(top1[a][t]) for a in arms]]
         row += [f"{top1[a][t]['mean'] - top1['simclr'][t]['mean']:+.1f}" for a in diffs]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
